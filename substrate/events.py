@@ -1,0 +1,466 @@
+"""The event log's vocabulary: the envelope, every event kind, and the hash chain.
+
+A run is an append-only list of :class:`Event`. Each event is an envelope
+(``seq``, ``at``, ``kind``, ``node``, ``data``, ``prev``) around a typed ``data``
+struct, one struct per kind. Kinds fall into two families, and this split is the
+heart of replay:
+
+* **inputs** (:data:`INPUT_KINDS`) are facts from outside the engine — a model's
+  answer, a tool's result, a clock reading, a human's decision, a signal, a cancel
+  request, the fact that a new process took over. They are recorded live and
+  served back on replay.
+* **derivations** (:data:`DERIVATION_KINDS`) are what the engine decides from the
+  graph and the inputs. Replay regenerates them and compares them byte for byte.
+
+``prev`` is the hash of the previous event's canonical bytes (``None`` for
+seq 0), so any edit of a stored event breaks the chain at the next one; the
+stores also keep each event's own hash so that the last event is covered too.
+
+Schema evolution follows msgspec's rules: a new field gets a default, a new kind
+is a new struct. :data:`SCHEMA_VERSION` is recorded in every run's
+:class:`LogHeader` (carried by ``run.started``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Final, Literal
+
+import msgspec
+
+from substrate.codec import ENCODER_NAME, ENCODER_VERSION, HASH_NAME, decode, digest, encode
+from substrate.errors import ChainBroken, DecodeError, LogCorrupt, UnknownEventKind
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "LogHeader",
+    "Inline",
+    "BlobRef",
+    "Payload",
+    "Usage",
+    "ErrorInfo",
+    "EventData",
+    "RunStarted",
+    "RunResumed",
+    "RunCancelRequested",
+    "RunCompleted",
+    "RunFailed",
+    "RunWaiting",
+    "RunCancelled",
+    "NodeStarted",
+    "NodeCompleted",
+    "NodeFailed",
+    "NodeSkipped",
+    "ModelCalled",
+    "ToolRequested",
+    "ToolReturned",
+    "ClockRead",
+    "GateOpened",
+    "GateDecided",
+    "SignalReceived",
+    "BudgetExceeded",
+    "Event",
+    "Head",
+    "EVENT_TYPES",
+    "INPUT_KINDS",
+    "DERIVATION_KINDS",
+    "event_bytes",
+    "decode_event",
+    "seal",
+    "verify_chain",
+]
+
+#: Version of the event schema written by this code. Bump it when an event's
+#: meaning changes (not for a new defaulted field); old logs keep their version
+#: in their header and are lifted by upcasters.
+SCHEMA_VERSION: Final = 1
+
+
+class _Rec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Base of every recorded struct: immutable, strict on decode."""
+
+
+class LogHeader(_Rec, frozen=True):
+    """What a run's log says about the code that wrote it (carried by ``run.started``)."""
+
+    schema_version: int = SCHEMA_VERSION
+    encoder: str = ENCODER_NAME
+    encoder_version: str = ENCODER_VERSION
+    hash: str = HASH_NAME
+    #: Executor behaviour flags in force when the run was recorded; replay runs an
+    #: old log with the behaviour it was recorded under.
+    flags: dict[str, Any] = {}
+
+
+# -- payloads ------------------------------------------------------------------
+
+
+class Inline(_Rec, frozen=True, tag="inline"):
+    """A payload small enough to live inside the event."""
+
+    value: Any
+
+
+class BlobRef(_Rec, frozen=True, tag="blob"):
+    """A payload stored once in the blob store, referred to by its digest."""
+
+    digest: str
+    size: int
+
+
+#: A value carried by an event: inline, or by reference into the blob store
+#: (see :mod:`substrate.blobs`). Tagged, so a user value can never be mistaken
+#: for a reference.
+Payload = Inline | BlobRef
+
+
+class Usage(_Rec, frozen=True):
+    """Tokens a model call consumed, as the provider reported them."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class ErrorInfo(_Rec, frozen=True):
+    """An exception, recorded: its type name and message (no traceback: not portable)."""
+
+    type: str
+    message: str
+
+
+# -- event kinds ---------------------------------------------------------------
+
+
+class EventData(_Rec, frozen=True):
+    """Base of every event's ``data``. Subclasses set ``KIND`` and ``INPUT``."""
+
+    KIND: ClassVar[str] = ""
+    #: True for inputs (facts from outside), False for derivations.
+    INPUT: ClassVar[bool] = False
+
+
+class RunStarted(EventData, frozen=True):
+    """The run begins: which graph, with which inputs, under which seed and header."""
+
+    KIND: ClassVar[str] = "run.started"
+    graph_hash: str
+    inputs: Payload
+    #: Hex seed from which every id and random draw of the run is derived.
+    seed: str
+    header: LogHeader = LogHeader()
+    options: dict[str, Any] = {}
+
+
+class RunResumed(EventData, frozen=True):
+    """A new process took over the run (the previous one stopped or crashed)."""
+
+    KIND: ClassVar[str] = "run.resumed"
+    INPUT: ClassVar[bool] = True
+    worker: str = ""
+    reason: str = ""
+
+
+class RunCancelRequested(EventData, frozen=True):
+    """Somebody asked for the run to stop."""
+
+    KIND: ClassVar[str] = "run.cancel_requested"
+    INPUT: ClassVar[bool] = True
+    by: str = ""
+    reason: str = ""
+
+
+class RunCompleted(EventData, frozen=True):
+    """The run finished; its output."""
+
+    KIND: ClassVar[str] = "run.completed"
+    output: Payload
+
+
+class RunFailed(EventData, frozen=True):
+    """The run failed for good."""
+
+    KIND: ClassVar[str] = "run.failed"
+    error: ErrorInfo
+    node: str | None = None
+
+
+class RunWaiting(EventData, frozen=True):
+    """Nothing can run until an outside input arrives; no process needs to stay alive."""
+
+    KIND: ClassVar[str] = "run.waiting"
+    #: What the run waits on: gate ids, ``timer:<node>``, ``signal:<name>``, ``budget``.
+    on: list[str]
+    #: Earliest time (µs) a timer the run waits on fires, if any.
+    until: int | None = None
+
+
+class RunCancelled(EventData, frozen=True):
+    """The run stopped because cancellation was requested."""
+
+    KIND: ClassVar[str] = "run.cancelled"
+    reason: str = ""
+
+
+class NodeStarted(EventData, frozen=True):
+    """A node instance began an attempt."""
+
+    KIND: ClassVar[str] = "node.started"
+    attempt: int = 1
+
+
+class NodeCompleted(EventData, frozen=True):
+    """A node instance produced its output."""
+
+    KIND: ClassVar[str] = "node.completed"
+    output: Payload
+
+
+class NodeFailed(EventData, frozen=True):
+    """A node attempt raised; ``retry_at`` says when the next attempt may start."""
+
+    KIND: ClassVar[str] = "node.failed"
+    error: ErrorInfo
+    attempt: int = 1
+    retry_at: int | None = None
+
+
+class NodeSkipped(EventData, frozen=True):
+    """Every incoming edge of the node instance was untaken."""
+
+    KIND: ClassVar[str] = "node.skipped"
+    reason: str = ""
+
+
+class ModelCalled(EventData, frozen=True):
+    """A model answered call ``call`` of the node instance (recorded as billed)."""
+
+    KIND: ClassVar[str] = "model.called"
+    INPUT: ClassVar[bool] = True
+    call: int
+    model: str
+    request_hash: str
+    request: Payload
+    response: Payload
+    usage: Usage = Usage()
+    #: What the provider billed, in USD; never recomputed from a price table.
+    cost_usd: float = 0.0
+
+
+class ToolRequested(EventData, frozen=True):
+    """The engine is about to run a tool (committed before any side effect)."""
+
+    KIND: ClassVar[str] = "tool.requested"
+    call: int
+    tool: str
+    args: Payload
+    args_hash: str
+    idempotency_key: str
+
+
+class ToolReturned(EventData, frozen=True):
+    """A tool call ended: its result, or its error."""
+
+    KIND: ClassVar[str] = "tool.returned"
+    INPUT: ClassVar[bool] = True
+    call: int
+    result: Payload
+    error: ErrorInfo | None = None
+
+
+class ClockRead(EventData, frozen=True):
+    """A reading of the clock port (µs since the epoch) by call ``call``."""
+
+    KIND: ClassVar[str] = "clock.read"
+    INPUT: ClassVar[bool] = True
+    call: int
+    value: int
+
+
+class GateOpened(EventData, frozen=True):
+    """The run needs a human: an approval, an answer, or an unknown tool outcome."""
+
+    KIND: ClassVar[str] = "gate.opened"
+    gate: str
+    reason: Literal["approval", "question", "unknown-outcome", "budget"] = "approval"
+    question: str = ""
+    #: For tool approvals: the exact tool and args the decision is bound to.
+    tool: str | None = None
+    args_hash: str | None = None
+    answer_schema: dict[str, Any] | None = None
+
+
+class GateDecided(EventData, frozen=True):
+    """A human decided a gate."""
+
+    KIND: ClassVar[str] = "gate.decided"
+    INPUT: ClassVar[bool] = True
+    gate: str
+    decision: Literal["approve", "reject", "answer"]
+    by: str
+    note: str = ""
+    answer: Any = None
+    #: For tool approvals, the args hash the human saw and approved.
+    args_hash: str | None = None
+
+
+class SignalReceived(EventData, frozen=True):
+    """A named external signal arrived."""
+
+    KIND: ClassVar[str] = "signal.received"
+    INPUT: ClassVar[bool] = True
+    name: str
+    payload: Payload = Inline(None)
+
+
+class BudgetExceeded(EventData, frozen=True):
+    """A call was refused because it could have exceeded a cap."""
+
+    KIND: ClassVar[str] = "budget.exceeded"
+    limit: Literal["usd", "tokens", "calls"]
+    cap: float
+    spent: float
+    #: Worst case of the refused call (from max_tokens and the known price).
+    requested: float
+    action: Literal["wait", "fail"] = "wait"
+
+
+_ALL_DATA: Final[tuple[type[EventData], ...]] = (
+    RunStarted,
+    RunResumed,
+    RunCancelRequested,
+    RunCompleted,
+    RunFailed,
+    RunWaiting,
+    RunCancelled,
+    NodeStarted,
+    NodeCompleted,
+    NodeFailed,
+    NodeSkipped,
+    ModelCalled,
+    ToolRequested,
+    ToolReturned,
+    ClockRead,
+    GateOpened,
+    GateDecided,
+    SignalReceived,
+    BudgetExceeded,
+)
+
+#: kind tag -> data struct.
+EVENT_TYPES: Final[dict[str, type[EventData]]] = {t.KIND: t for t in _ALL_DATA}
+INPUT_KINDS: Final = frozenset(k for k, t in EVENT_TYPES.items() if t.INPUT)
+DERIVATION_KINDS: Final = frozenset(k for k, t in EVENT_TYPES.items() if not t.INPUT)
+
+
+# -- the envelope --------------------------------------------------------------
+
+
+class Event(msgspec.Struct, frozen=True):
+    """One entry of a run's log.
+
+    Build events with :func:`seal`, which fills ``seq`` and ``prev``; ``kind`` must
+    be ``data.KIND`` (checked on decode).
+    """
+
+    seq: int
+    #: Microseconds since the epoch, from the clock port (an input).
+    at: int
+    kind: str
+    #: Node instance key, or None for run-level events.
+    node: str | None
+    data: EventData
+    #: Hash of the previous event's canonical bytes; None for seq 0.
+    prev: str | None
+
+    @property
+    def is_input(self) -> bool:
+        return self.data.INPUT
+
+
+class _RawEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    seq: int
+    at: int
+    kind: str
+    node: str | None
+    data: msgspec.Raw
+    prev: str | None
+
+
+class Head(msgspec.Struct, frozen=True):
+    """Where a run's log ends: the next seq to write and the hash of the last event."""
+
+    next_seq: int = 0
+    hash: str | None = None
+
+
+def event_bytes(event: Event) -> bytes:
+    """The canonical bytes of an event: what is stored, hashed and compared."""
+    return encode(event)
+
+
+def decode_event(body: bytes | memoryview, *, run_id: str = "?", seq: int | None = None) -> Event:
+    """Decode one stored event; errors name the run and the seq.
+
+    Raises:
+        UnknownEventKind: the kind is not one this version knows.
+        LogCorrupt: the bytes are not a well-formed event.
+    """
+    at_seq = -1 if seq is None else seq
+    try:
+        raw = decode(body, _RawEvent)
+    except DecodeError as exc:
+        raise LogCorrupt(run_id, at_seq, f"not a valid event ({exc})") from None
+    if seq is not None and raw.seq != seq:
+        raise LogCorrupt(run_id, seq, f"event claims seq {raw.seq}")
+    data_type = EVENT_TYPES.get(raw.kind)
+    if data_type is None:
+        raise UnknownEventKind(run_id, raw.seq, raw.kind)
+    try:
+        data = decode(raw.data, data_type)
+    except DecodeError as exc:
+        raise LogCorrupt(run_id, raw.seq, f"bad {raw.kind!r} data ({exc})") from None
+    return Event(raw.seq, raw.at, raw.kind, raw.node, data, raw.prev)
+
+
+def seal(
+    head: Head, drafts: Iterable[tuple[int, str | None, EventData]]
+) -> tuple[list[Event], list[bytes], Head]:
+    """Chain ``(at, node, data)`` drafts onto ``head``.
+
+    Returns the events, their canonical bytes (so the store need not encode them
+    again) and the new head.
+    """
+    events: list[Event] = []
+    bodies: list[bytes] = []
+    seq, prev = head.next_seq, head.hash
+    for at, node, data in drafts:
+        ev = Event(seq, at, data.KIND, node, data, prev)
+        body = encode(ev)
+        events.append(ev)
+        bodies.append(body)
+        prev = digest(body)
+        seq += 1
+    return events, bodies, Head(seq, prev)
+
+
+def verify_chain(events: Sequence[Event], *, run_id: str = "?", start: Head = Head()) -> Head:
+    """Check seqs count up from ``start`` and each ``prev`` is its predecessor's hash.
+
+    Returns the head after the last event.
+
+    Raises:
+        ChainBroken: naming the first seq whose ``prev`` or ``seq`` is wrong.
+    """
+    seq, prev = start.next_seq, start.hash
+    for ev in events:
+        if ev.seq != seq:
+            raise ChainBroken(run_id, seq, f"expected seq {seq}, found seq {ev.seq}")
+        if ev.prev != prev:
+            raise ChainBroken(
+                run_id, seq, f"prev is {ev.prev!r} but the hash of the event before is {prev!r}"
+            )
+        if ev.kind != ev.data.KIND:
+            raise ChainBroken(run_id, seq, f"kind {ev.kind!r} does not match its data")
+        prev = digest(encode(ev))
+        seq += 1
+    return Head(seq, prev)

@@ -1,0 +1,204 @@
+"""The ``EventStore`` contract, and the checks every store shares.
+
+A store keeps, per run, a contiguous list of events ``0..n-1``. ``append`` is
+atomic: all of a batch lands or none of it. ``expected_seq`` is the fence: it
+must equal the run's current length, else :class:`ConcurrentAppend` is raised and
+nothing is written (another writer got there first; re-read and carry on).
+
+Each stored row keeps the event's canonical bytes and their hash. ``read``
+re-hashes every row, decodes it and checks the chain, so a flipped byte anywhere
+— in the first event or the last — raises :class:`LogCorrupt` naming the run and
+the seq, never a driver or decoder traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, Protocol, runtime_checkable
+
+import msgspec
+
+from substrate.codec import digest, encode
+from substrate.errors import InvalidAppend, LogCorrupt
+from substrate.events import Event, Head, RunStarted, decode_event
+
+__all__ = [
+    "Durability",
+    "RunInfo",
+    "EventStore",
+    "Row",
+    "prepare_rows",
+    "check_link",
+    "run_info",
+    "rows_to_events",
+]
+
+#: ``process``: a committed append survives the process being killed (no fsync per
+#: commit). ``strict``: it survives power loss too (fsync per commit).
+Durability = Literal["process", "strict"]
+
+#: One stored event: (seq, canonical bytes, hash of those bytes).
+Row = tuple[int, bytes, str]
+
+
+class RunInfo(msgspec.Struct, frozen=True):
+    """What a store knows about a run without folding its log."""
+
+    run_id: str
+    #: ``at`` of the run's first event (µs).
+    created_at: int
+    #: Graph hash from ``run.started``, if the first event is one.
+    graph_hash: str | None
+    #: Number of events in the log.
+    length: int
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """Append-only storage of run logs, graphs and blobs."""
+
+    durability: Durability
+
+    def append(
+        self,
+        run_id: str,
+        expected_seq: int,
+        events: Sequence[Event],
+        *,
+        bodies: Sequence[bytes] | None = None,
+        blobs: Mapping[str, bytes] | None = None,
+        durable: bool = False,
+    ) -> Head:
+        """Atomically append ``events`` at ``expected_seq``; return the new head.
+
+        Args:
+            bodies: the events' canonical bytes when the caller has them already
+                (from :func:`substrate.events.seal`), to skip encoding again.
+            blobs: blobs (digest -> bytes) written in the same transaction.
+            durable: force this commit to stable storage before returning, even
+                under ``process`` durability (used before an external side effect).
+
+        Raises:
+            ConcurrentAppend: the log's length is not ``expected_seq``.
+            InvalidAppend: the events do not continue the log (seqs or chain).
+        """
+        ...
+
+    def read(self, run_id: str, from_seq: int = 0) -> list[Event]:
+        """The events of ``run_id`` from ``from_seq`` on, verified (empty if none)."""
+        ...
+
+    def head(self, run_id: str) -> Head:
+        """Next seq and last hash of ``run_id`` (``Head()`` for an unknown run)."""
+        ...
+
+    def list_runs(self) -> list[RunInfo]:
+        """Every run in the store, oldest first."""
+        ...
+
+    def put_graph(self, graph_hash: str, body: bytes) -> None:
+        """Store a compiled graph's canonical bytes under its hash (idempotent)."""
+        ...
+
+    def get_graph(self, graph_hash: str) -> bytes:
+        """The graph stored under ``graph_hash``; ``StoreError`` if absent."""
+        ...
+
+    def put_blob(self, data: bytes) -> str:
+        """Store a blob (idempotent) and return its digest."""
+        ...
+
+    def get_blob(self, digest: str) -> bytes:
+        """A blob by digest; ``BlobMissing`` if absent."""
+        ...
+
+    def has_blob(self, digest: str) -> bool:
+        """True if the store holds the blob."""
+        ...
+
+    def sync(self) -> None:
+        """Force every committed append to stable storage."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources."""
+        ...
+
+
+def prepare_rows(
+    run_id: str,
+    expected_seq: int,
+    events: Sequence[Event],
+    bodies: Sequence[bytes] | None,
+) -> list[Row]:
+    """Encode and hash a batch, checking it is a chain starting at ``expected_seq``.
+
+    The link from the batch to the stored log (``events[0].prev``) is checked by
+    the store against its head.
+    """
+    if bodies is not None and len(bodies) != len(events):
+        raise InvalidAppend(f"run {run_id!r}: {len(events)} events but {len(bodies)} bodies")
+    if len(events) == 1:  # the common case: one event per commit, kept lean
+        ev = events[0]
+        if ev.seq == expected_seq and ev.kind == ev.data.KIND:
+            body = encode(ev) if bodies is None else bodies[0]
+            return [(expected_seq, body, digest(body))]
+    rows: list[Row] = []
+    prev_hash: str | None = None
+    for i, ev in enumerate(events):
+        seq = expected_seq + i
+        if ev.seq != seq:
+            raise InvalidAppend(
+                f"run {run_id!r}: event {i} of the batch has seq {ev.seq}, expected {seq}"
+            )
+        if ev.kind != ev.data.KIND:
+            raise InvalidAppend(
+                f"run {run_id!r} seq {seq}: kind {ev.kind!r} does not match "
+                f"its data ({type(ev.data).__name__} is {ev.data.KIND!r})"
+            )
+        if i and ev.prev != prev_hash:
+            raise InvalidAppend(f"run {run_id!r} seq {seq}: prev is not the hash of seq {seq - 1}")
+        body = encode(ev) if bodies is None else bodies[i]
+        prev_hash = digest(body)
+        rows.append((seq, body, prev_hash))
+    return rows
+
+
+def check_link(run_id: str, head_hash: str | None, events: Sequence[Event]) -> None:
+    """The batch's first event must point at the stored head."""
+    if events and events[0].prev != head_hash:
+        raise InvalidAppend(
+            f"run {run_id!r} seq {events[0].seq}: prev {events[0].prev!r} is not the hash of "
+            f"the last stored event ({head_hash!r})"
+        )
+
+
+def run_info(run_id: str, first: Event, length: int) -> RunInfo:
+    """Describe a run from its first event."""
+    graph_hash = first.data.graph_hash if isinstance(first.data, RunStarted) else None
+    return RunInfo(run_id, first.at, graph_hash, length)
+
+
+def rows_to_events(
+    run_id: str, rows: Iterable[tuple[int, bytes, str]], from_seq: int, prev: str | None
+) -> list[Event]:
+    """Verify and decode stored rows ``from_seq..``; ``prev`` is the hash before them.
+
+    Raises:
+        LogCorrupt: a row's bytes do not match its hash, a seq is missing, the
+            chain is broken, or the bytes are not an event of a known kind.
+    """
+    events: list[Event] = []
+    expected = from_seq
+    for seq, body, stored_hash in rows:
+        if seq != expected:
+            raise LogCorrupt(run_id, expected, f"seq {expected} is missing (next stored is {seq})")
+        if digest(body) != stored_hash:
+            raise LogCorrupt(run_id, seq, "stored bytes do not match their hash")
+        ev = decode_event(body, run_id=run_id, seq=seq)
+        if ev.prev != prev:
+            raise LogCorrupt(run_id, seq, "prev is not the hash of the event before")
+        events.append(ev)
+        prev = stored_hash
+        expected += 1
+    return events

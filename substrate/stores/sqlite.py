@@ -1,0 +1,337 @@
+"""The default store: one SQLite file in WAL mode, zero services.
+
+Durability:
+
+* ``process`` — ``synchronous=NORMAL``: a committed append is in the WAL and
+  survives the process being killed at any instant, without an fsync per commit.
+  ``append(..., durable=True)`` and :meth:`SQLiteStore.sync` fsync the WAL, for the
+  moments that need power-loss safety (before a side effect that cannot be undone).
+* ``strict`` — ``synchronous=FULL``: every commit is fsynced.
+
+The fence is the primary key (run_id, seq): an append at a seq another writer has
+taken violates it, the transaction rolls back whole, and :class:`ConcurrentAppend`
+is raised. The store remembers the head of each run it has written or read, so
+the common path (this process appending to its own run) is a single
+BEGIN / INSERT / COMMIT; otherwise it reads the head inside the write transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final
+
+from substrate.codec import digest
+from substrate.errors import BlobMissing, ConcurrentAppend, StoreError
+from substrate.events import Event, Head
+from substrate.stores.base import (
+    Durability,
+    RunInfo,
+    check_link,
+    prepare_rows,
+    rows_to_events,
+    run_info,
+)
+
+__all__ = ["SQLiteStore", "SCHEMA"]
+
+#: Version of the store's table layout (kept in the ``meta`` table).
+STORE_FORMAT: Final = "1"
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id     TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    graph_hash TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT    NOT NULL,
+    seq    INTEGER NOT NULL,
+    body   BLOB    NOT NULL,
+    hash   TEXT    NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS graphs (
+    graph_hash TEXT PRIMARY KEY,
+    body       BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    digest TEXT PRIMARY KEY,
+    body   BLOB NOT NULL
+);
+"""
+
+_INSERT_EVENT: Final = "INSERT INTO events (run_id, seq, body, hash) VALUES (?, ?, ?, ?)"
+_HEAD: Final = "SELECT seq, hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
+
+
+class SQLiteStore:
+    """An :class:`~substrate.stores.base.EventStore` in one SQLite file.
+
+    Args:
+        path: the database file (created if absent; its folder must exist).
+        durability: ``"process"`` (default) or ``"strict"``.
+        timeout: seconds to wait for another writer's lock before giving up.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "process",
+        timeout: float = 30.0,
+    ) -> None:
+        if durability not in ("process", "strict"):
+            raise StoreError(f"durability must be 'process' or 'strict', not {durability!r}")
+        self.path = os.fspath(path)
+        self.durability: Durability = durability
+        self._lock = threading.Lock()
+        self._heads: dict[str, Head] = {}
+        self._wal_fd: int | None = None
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite store at {self.path!r}: {exc}") from exc
+        try:
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise StoreError(f"SQLite store at {self.path!r} cannot use WAL (got {mode!r})")
+            sync = "FULL" if durability == "strict" else "NORMAL"
+            self._db.execute(f"PRAGMA synchronous={sync}")
+            self._db.executescript(SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?)", (STORE_FORMAT,)
+            )
+            fmt = self._db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()[0]
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"cannot open SQLite store at {self.path!r}: {exc}") from exc
+        if fmt != STORE_FORMAT:
+            self._db.close()
+            raise StoreError(
+                f"SQLite store at {self.path!r} has format {fmt!r}; "
+                f"this Foldline reads format {STORE_FORMAT!r}"
+            )
+
+    # -- helpers --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store at {self.path!r}: {what} failed: {exc}") from exc
+
+    def _abort(self, run_id: str) -> None:
+        """Roll back a failed append and forget what we believed the run's head was."""
+        self._heads.pop(run_id, None)
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the connection is unusable; the next call reports it
+
+    def _read_head(self, run_id: str) -> Head:
+        row = self._db.execute(_HEAD, (run_id,)).fetchone()
+        return Head() if row is None else Head(row[0] + 1, row[1])
+
+    # -- EventStore -----------------------------------------------------------------
+
+    def append(
+        self,
+        run_id: str,
+        expected_seq: int,
+        events: Sequence[Event],
+        *,
+        bodies: Sequence[bytes] | None = None,
+        blobs: Mapping[str, bytes] | None = None,
+        durable: bool = False,
+    ) -> Head:
+        rows = prepare_rows(run_id, expected_seq, events, bodies)
+        db = self._db
+        with self._lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                cached = self._heads.get(run_id)
+                if cached is None or cached.next_seq != expected_seq:
+                    # Not known to be the head: read it under the write lock.
+                    cached = self._read_head(run_id)
+                    if cached.next_seq != expected_seq:
+                        raise ConcurrentAppend(run_id, expected_seq, cached.next_seq)
+                check_link(run_id, cached.hash, events)
+                if blobs:
+                    db.executemany(
+                        "INSERT OR IGNORE INTO blobs (digest, body) VALUES (?, ?)", blobs.items()
+                    )
+                if rows:
+                    if expected_seq == 0:
+                        info = run_info(run_id, events[0], 0)
+                        db.execute(
+                            "INSERT INTO runs (run_id, created_at, graph_hash) VALUES (?, ?, ?)",
+                            (run_id, info.created_at, info.graph_hash),
+                        )
+                    if len(rows) == 1:
+                        seq, body, h = rows[0]
+                        db.execute(_INSERT_EVENT, (run_id, seq, body, h))
+                    else:
+                        db.executemany(_INSERT_EVENT, [(run_id, s, b, h) for s, b, h in rows])
+                db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                # Another writer took this seq (or created this run) since we last
+                # looked: the fence held, nothing of ours was written.
+                self._abort(run_id)
+                with self._errors(f"append to run {run_id!r}"):
+                    actual = self._read_head(run_id).next_seq
+                raise ConcurrentAppend(run_id, expected_seq, actual) from None
+            except sqlite3.Error as exc:
+                self._abort(run_id)
+                raise StoreError(
+                    f"SQLite store at {self.path!r}: append to run {run_id!r} failed: {exc}"
+                ) from exc
+            except BaseException:
+                self._abort(run_id)
+                raise
+            head = Head(rows[-1][0] + 1, rows[-1][2]) if rows else cached
+            self._heads[run_id] = head
+        if durable and self.durability == "process":
+            self.sync()
+        return head
+
+    def read(self, run_id: str, from_seq: int = 0) -> list[Event]:
+        start = max(from_seq, 0)
+        with self._lock, self._errors(f"read of run {run_id!r}"):
+            # One read transaction, so the rows and the link before them agree.
+            self._db.execute("BEGIN")
+            try:
+                prev = None
+                if start > 0:
+                    row = self._db.execute(
+                        "SELECT hash FROM events WHERE run_id = ? AND seq = ?", (run_id, start - 1)
+                    ).fetchone()
+                    if row is None:
+                        return []
+                    prev = row[0]
+                rows = self._db.execute(
+                    "SELECT seq, body, hash FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq",
+                    (run_id, start),
+                ).fetchall()
+            finally:
+                self._db.execute("COMMIT")
+        events = rows_to_events(run_id, rows, start, prev)
+        if rows:
+            with self._lock:
+                self._heads[run_id] = Head(rows[-1][0] + 1, rows[-1][2])
+        return events
+
+    def head(self, run_id: str) -> Head:
+        with self._lock, self._errors(f"head of run {run_id!r}"):
+            head = self._read_head(run_id)
+            self._heads[run_id] = head
+            return head
+
+    def list_runs(self) -> list[RunInfo]:
+        with self._lock, self._errors("list_runs"):
+            rows = self._db.execute(
+                "SELECT r.run_id, r.created_at, r.graph_hash,"
+                " (SELECT max(seq) + 1 FROM events e WHERE e.run_id = r.run_id)"
+                " FROM runs r ORDER BY r.created_at, r.run_id"
+            ).fetchall()
+        return [RunInfo(rid, at, gh, n or 0) for rid, at, gh, n in rows]
+
+    def put_graph(self, graph_hash: str, body: bytes) -> None:
+        with self._lock, self._errors("put_graph"):
+            self._db.execute(
+                "INSERT OR IGNORE INTO graphs (graph_hash, body) VALUES (?, ?)", (graph_hash, body)
+            )
+
+    def get_graph(self, graph_hash: str) -> bytes:
+        with self._lock, self._errors("get_graph"):
+            row = self._db.execute(
+                "SELECT body FROM graphs WHERE graph_hash = ?", (graph_hash,)
+            ).fetchone()
+        if row is None:
+            raise StoreError(f"graph {graph_hash} is not in the store at {self.path!r}")
+        return bytes(row[0])
+
+    def put_blob(self, data: bytes) -> str:
+        key = digest(data)
+        with self._lock, self._errors("put_blob"):
+            self._db.execute(
+                "INSERT OR IGNORE INTO blobs (digest, body) VALUES (?, ?)", (key, data)
+            )
+        return key
+
+    def get_blob(self, digest: str) -> bytes:
+        with self._lock, self._errors("get_blob"):
+            row = self._db.execute("SELECT body FROM blobs WHERE digest = ?", (digest,)).fetchone()
+        if row is None:
+            raise BlobMissing(digest)
+        return bytes(row[0])
+
+    def has_blob(self, digest: str) -> bool:
+        with self._lock, self._errors("has_blob"):
+            row = self._db.execute("SELECT 1 FROM blobs WHERE digest = ?", (digest,)).fetchone()
+        return row is not None
+
+    def sync(self) -> None:
+        """fsync the write-ahead log: every append committed so far survives power loss.
+
+        Under ``synchronous=NORMAL`` SQLite writes each commit to the WAL without
+        syncing it; syncing the WAL file makes all of them durable (on recovery
+        SQLite replays the checksummed frames it finds there).
+        """
+        with self._lock:
+            if self._wal_fd is None:
+                try:
+                    self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY)
+                except FileNotFoundError:
+                    return  # nothing written since the last checkpoint, which synced
+            os.fsync(self._wal_fd)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
+            self._db.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- test hooks: damage the log the way a disk or a newer writer would --------
+
+    def _put_raw(self, run_id: str, seq: int, body: bytes, *, rehash: bool) -> None:
+        with self._lock:
+            params: tuple[Any, ...]
+            if rehash:
+                sql, params = (
+                    "UPDATE events SET body = ?, hash = ? WHERE run_id = ? AND seq = ?",
+                    (
+                        body,
+                        digest(body),
+                        run_id,
+                        seq,
+                    ),
+                )
+            else:
+                sql, params = (
+                    "UPDATE events SET body = ? WHERE run_id = ? AND seq = ?",
+                    (
+                        body,
+                        run_id,
+                        seq,
+                    ),
+                )
+            self._db.execute(sql, params)
