@@ -51,6 +51,7 @@ __all__ = [
     "NodeCompleted",
     "NodeFailed",
     "NodeSkipped",
+    "ModelRequested",
     "ModelCalled",
     "ToolRequested",
     "ToolReturned",
@@ -59,6 +60,7 @@ __all__ = [
     "GateDecided",
     "SignalReceived",
     "BudgetExceeded",
+    "BudgetRaised",
     "Event",
     "Head",
     "EVENT_TYPES",
@@ -76,8 +78,13 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 
 
-class _Rec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Base of every recorded struct: immutable, strict on decode."""
+class _Rec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Base of every recorded struct: immutable, strict on decode.
+
+    Fields equal to their default are not written. Besides keeping logs small, this is
+    what lets a new defaulted field be added without changing a single byte of the
+    events already recorded: old logs re-encode, hash and replay exactly as before.
+    """
 
 
 class LogHeader(_Rec, frozen=True):
@@ -206,6 +213,8 @@ class NodeStarted(EventData, frozen=True):
 
     KIND: ClassVar[str] = "node.started"
     attempt: int = 1
+    #: For a ``map`` node: how many items it fans out over.
+    items: int | None = None
 
 
 class NodeCompleted(EventData, frozen=True):
@@ -213,6 +222,8 @@ class NodeCompleted(EventData, frozen=True):
 
     KIND: ClassVar[str] = "node.completed"
     output: Payload
+    #: For nodes that choose outgoing edges (router, gate): the labels taken.
+    route: list[str] | None = None
 
 
 class NodeFailed(EventData, frozen=True):
@@ -229,6 +240,23 @@ class NodeSkipped(EventData, frozen=True):
 
     KIND: ClassVar[str] = "node.skipped"
     reason: str = ""
+
+
+class ModelRequested(EventData, frozen=True):
+    """The engine is about to make model call ``call`` (committed before the call).
+
+    It reserves the call's worst case against the budget, so budget decisions are a
+    function of the log alone; a ``model.requested`` with no ``model.called`` after a
+    crash is a call that may have been billed.
+    """
+
+    KIND: ClassVar[str] = "model.requested"
+    call: int
+    model: str
+    request_hash: str
+    #: Worst case of the call: prompt tokens plus ``max_tokens``, and its price.
+    max_tokens: int = 0
+    max_cost_usd: float = 0.0
 
 
 class ModelCalled(EventData, frozen=True):
@@ -324,6 +352,17 @@ class BudgetExceeded(EventData, frozen=True):
     action: Literal["wait", "fail"] = "wait"
 
 
+class BudgetRaised(EventData, frozen=True):
+    """Somebody raised (or set) the run's caps; ``None`` leaves a cap as it was."""
+
+    KIND: ClassVar[str] = "budget.raised"
+    INPUT: ClassVar[bool] = True
+    usd: float | None = None
+    tokens: int | None = None
+    calls: int | None = None
+    by: str = ""
+
+
 _ALL_DATA: Final[tuple[type[EventData], ...]] = (
     RunStarted,
     RunResumed,
@@ -336,6 +375,7 @@ _ALL_DATA: Final[tuple[type[EventData], ...]] = (
     NodeCompleted,
     NodeFailed,
     NodeSkipped,
+    ModelRequested,
     ModelCalled,
     ToolRequested,
     ToolReturned,
@@ -344,6 +384,7 @@ _ALL_DATA: Final[tuple[type[EventData], ...]] = (
     GateDecided,
     SignalReceived,
     BudgetExceeded,
+    BudgetRaised,
 )
 
 #: kind tag -> data struct.

@@ -44,8 +44,15 @@ def test_every_kind_of_the_architecture_exists_in_its_family() -> None:
     assert INPUTS <= INPUT_KINDS
     assert DERIVATIONS <= DERIVATION_KINDS
     assert not INPUT_KINDS & DERIVATION_KINDS
-    # Beyond the contract's list there is only run.cancelled (the end of a cancelled run).
-    assert set(EVENT_TYPES) - INPUTS - DERIVATIONS == {"run.cancelled"}
+    # Beyond the contract's list: the end of a cancelled run, the reservation made before
+    # a model call, and a raised budget (see docs/SUBSTRATE.md).
+    assert set(EVENT_TYPES) - INPUTS - DERIVATIONS == {
+        "run.cancelled",
+        "model.requested",
+        "budget.raised",
+    }
+    assert "budget.raised" in INPUT_KINDS
+    assert "model.requested" in DERIVATION_KINDS
 
 
 @pytest.mark.skipif(not ARCHITECTURE.exists(), reason="shared/ARCHITECTURE.md not beside the repo")
@@ -150,3 +157,19 @@ def test_bad_data_names_the_kind_seq_and_field() -> None:
 def test_garbage_is_log_corrupt_not_a_msgspec_error() -> None:
     with pytest.raises(LogCorrupt, match="at seq 4: not a valid event"):
         decode_event(b"\x00garbage", run_id="r", seq=4)
+
+
+def test_a_new_defaulted_field_leaves_old_event_bytes_unchanged() -> None:
+    import msgspec
+
+    class V1(msgspec.Struct, frozen=True, omit_defaults=True):
+        attempt: int = 1
+
+    class V2(msgspec.Struct, frozen=True, omit_defaults=True):
+        attempt: int = 1
+        items: int | None = None
+
+    assert encode(V1(3)) == encode(V2(3)) == b'{"attempt":3}'
+    # NodeStarted grew `items` this way: a plain start encodes as it always did.
+    (ev,), _, _ = seal(Head(), [(5, "n", NodeStarted())])
+    assert b'"data":{}' in encode(ev)
