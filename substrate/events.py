@@ -314,6 +314,8 @@ class GateOpened(EventData, frozen=True):
     #: For tool approvals: the exact tool and args the decision is bound to.
     tool: str | None = None
     args_hash: str | None = None
+    #: The args themselves, for the human to review.
+    args: Payload | None = None
     answer_schema: dict[str, Any] | None = None
 
 

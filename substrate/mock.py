@@ -112,6 +112,20 @@ class MockModel:
         self._cursor[lane] = i + 1
         return replies[i]
 
+    @staticmethod
+    def _input_tokens(request: ModelRequest) -> int:
+        return sum(count_tokens(m.content) for m in request.messages)
+
+    def estimate(self, request: ModelRequest) -> tuple[int, float]:
+        """Worst case of a call: (tokens, USD), from its prompt and ``max_tokens``.
+
+        Without ``max_tokens`` there is no bound on the answer; 4096 tokens is assumed.
+        """
+        tokens_in = self._input_tokens(request)
+        tokens_out = request.max_tokens if request.max_tokens is not None else 4096
+        cost = (tokens_in * self.price_in + tokens_out * self.price_out) / 1e6
+        return tokens_in + tokens_out, cost
+
     async def complete(self, request: ModelRequest, key: CallKey) -> ModelResponse:
         if self.latency is not None:
             await asyncio.sleep(self.latency(key))
@@ -123,18 +137,23 @@ class MockModel:
             for i, (name, args) in enumerate(reply.tool_calls)
         ]
         usage = reply.usage or Usage(
-            input_tokens=sum(count_tokens(m.content) for m in request.messages),
+            input_tokens=self._input_tokens(request),
             output_tokens=count_tokens(reply.content)
             + sum(count_tokens(n) + count_tokens(repr(a)) for n, a in reply.tool_calls),
         )
+        content, finish = reply.content, "tool_calls" if calls else "stop"
+        if request.max_tokens is not None and usage.output_tokens > request.max_tokens:
+            # Like a real provider: generation stops at max_tokens, and that is what is billed.
+            usage = Usage(usage.input_tokens, request.max_tokens)
+            content, finish = content[: request.max_tokens * 4], "length"
         cost = (usage.input_tokens * self.price_in + usage.output_tokens * self.price_out) / 1e6
         response = ModelResponse(
-            content=reply.content,
+            content=content,
             tool_calls=calls,
             usage=usage,
             cost_usd=cost,
             model=request.model,
-            finish_reason="tool_calls" if calls else "stop",
+            finish_reason=finish,
         )
         self.calls += 1
         if self.on_call is not None:

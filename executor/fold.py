@@ -1,0 +1,502 @@
+"""The fold: the state of a run is a function of its log, and of nothing else.
+
+:class:`RunState` is built by applying events one at a time, in log order. Each
+``apply`` does a constant amount of work (plus the frontier's update, which touches
+only the successors of the instance that ended), never re-reads the log and never
+does I/O, so a run's state can be rebuilt from its log by any process, and the state
+built live equals the state folded from the log read back (a property test).
+
+>>> # state = RunState(compiled, "run-1"); for ev in store.read("run-1"): state.apply(ev)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from executor.errors import FoldError
+from executor.frontier import Frontier, GraphView, SingleNode
+from kir.compile import CompiledGraph
+from kir.schema import MapConfig, Node, SubgraphConfig
+from substrate.events import (
+    BudgetExceeded,
+    BudgetRaised,
+    ClockRead,
+    ErrorInfo,
+    Event,
+    GateDecided,
+    GateOpened,
+    LogHeader,
+    ModelCalled,
+    ModelRequested,
+    NodeCompleted,
+    NodeFailed,
+    NodeSkipped,
+    NodeStarted,
+    Payload,
+    RunCancelled,
+    RunCancelRequested,
+    RunCompleted,
+    RunFailed,
+    RunResumed,
+    RunStarted,
+    RunWaiting,
+    SignalReceived,
+    ToolRequested,
+    ToolReturned,
+)
+
+__all__ = [
+    "RunStatus",
+    "CallRecord",
+    "Instance",
+    "Gate",
+    "Budget",
+    "RunState",
+    "fold",
+    "gate_id",
+]
+
+RunStatus = Literal["new", "running", "waiting", "completed", "failed", "cancelled"]
+InstanceStatus = Literal["pending", "running", "completed", "failed", "skipped"]
+
+
+def gate_id(key: str, call: int) -> str:
+    """The id of the gate opened by call ``call`` of instance ``key``."""
+    return f"{key}#{call}"
+
+
+@dataclass(eq=False)
+class CallRecord:
+    """What the log holds for one journaled call of an instance."""
+
+    requested: ModelRequested | ToolRequested | None = None
+    answer: ModelCalled | ToolReturned | ClockRead | None = None
+
+
+@dataclass(eq=False)
+class Instance:
+    """One node instance, as the log tells it."""
+
+    key: str
+    status: InstanceStatus = "pending"
+    attempt: int = 0
+    #: First call index of the current attempt: a retry never reuses an old answer.
+    call_base: int = 0
+    calls: dict[int, CallRecord] = field(default_factory=dict)
+    output: Payload | None = None
+    route: list[str] | None = None
+    error: ErrorInfo | None = None
+    retry_at: int | None = None
+    items: int | None = None
+    started_at: int | None = None
+    ended_at: int | None = None
+    cost_usd: float = 0.0
+    tokens: int = 0
+    model_calls: int = 0
+
+    def call(self, index: int) -> CallRecord:
+        rec = self.calls.get(index)
+        if rec is None:
+            rec = self.calls[index] = CallRecord()
+        return rec
+
+    @property
+    def next_call(self) -> int:
+        return max(self.calls, default=-1) + 1
+
+
+@dataclass(eq=False)
+class Gate:
+    """A gate: opened by an instance, decided (or not yet) by a human."""
+
+    id: str
+    node: str
+    opened: GateOpened
+    opened_at: int
+    decided: GateDecided | None = None
+    decided_at: int | None = None
+
+
+@dataclass(eq=False)
+class Budget:
+    """Caps and spend. ``reserved`` is the worst case of calls requested and not answered."""
+
+    usd: float | None = None
+    tokens: int | None = None
+    calls: int | None = None
+    on_exceed: Literal["wait", "fail"] = "wait"
+    spent_usd: float = 0.0
+    spent_tokens: int = 0
+    spent_calls: int = 0
+    reserved_usd: float = 0.0
+    reserved_tokens: int = 0
+    reserved_calls: int = 0
+
+
+class RunState:
+    """The folded state of one run.
+
+    Attributes:
+        graph: the compiled graph the run executes.
+        frontier: the incremental runnable set.
+        instances: node instance key -> :class:`Instance`.
+        gates: gate id -> :class:`Gate`.
+        applied: number of events applied (for the growth test).
+    """
+
+    def __init__(self, graph: CompiledGraph, run_id: str) -> None:
+        self.graph = graph
+        self.run_id = run_id
+        self.status: RunStatus = "new"
+        self.next_seq = 0
+        self.seed = ""
+        self.inputs: Payload | None = None
+        self.header: LogHeader | None = None
+        self.options: dict[str, Any] = {}
+        self.started_at: int | None = None
+        self.ended_at: int | None = None
+        self.last_at = 0
+        self.output: Payload | None = None
+        self.error: ErrorInfo | None = None
+        self.failed_node: str | None = None
+        self.waiting_on: list[str] = []
+        self.waiting_until: int | None = None
+        self.cancel_requested = False
+        self.cancel_reason = ""
+        self.resumes = 0
+        self.frontier = Frontier()
+        self.instances: dict[str, Instance] = {}
+        self.gates: dict[str, Gate] = {}
+        self.signals: dict[str, list[Payload]] = {}
+        self.budget = Budget()
+        self.last_budget_exceeded: BudgetExceeded | None = None
+        self.applied = 0
+        self._handlers: dict[type[Any], Callable[[Event, Any], None]] = {
+            RunStarted: self._run_started,
+            RunResumed: self._run_resumed,
+            RunCancelRequested: self._cancel_requested,
+            RunCompleted: self._run_completed,
+            RunFailed: self._run_failed,
+            RunWaiting: self._run_waiting,
+            RunCancelled: self._run_cancelled,
+            NodeStarted: self._node_started,
+            NodeCompleted: self._node_completed,
+            NodeFailed: self._node_failed,
+            NodeSkipped: self._node_skipped,
+            ModelRequested: self._model_requested,
+            ModelCalled: self._model_called,
+            ToolRequested: self._tool_requested,
+            ToolReturned: self._tool_returned,
+            ClockRead: self._clock_read,
+            GateOpened: self._gate_opened,
+            GateDecided: self._gate_decided,
+            SignalReceived: self._signal_received,
+            BudgetExceeded: self._budget_exceeded,
+            BudgetRaised: self._budget_raised,
+        }
+
+    # -- the fold -------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        """Fold one event into the state.
+
+        Raises:
+            FoldError: the event is out of sequence or of a kind the fold does not know.
+        """
+        if event.seq != self.next_seq:
+            raise FoldError(
+                f"run {self.run_id!r}: event seq {event.seq} applied where seq "
+                f"{self.next_seq} was expected"
+            )
+        handler = self._handlers.get(type(event.data))
+        if handler is None:
+            raise FoldError(
+                f"run {self.run_id!r} seq {event.seq}: no fold for event kind {event.kind!r}"
+            )
+        handler(event, event.data)
+        self.next_seq += 1
+        self.last_at = event.at
+        self.applied += 1
+
+    def apply_all(self, events: Iterable[Event]) -> RunState:
+        for ev in events:
+            self.apply(ev)
+        return self
+
+    # -- lookups --------------------------------------------------------------------
+
+    def instance(self, key: str) -> Instance:
+        inst = self.instances.get(key)
+        if inst is None:
+            inst = self.instances[key] = Instance(key)
+        return inst
+
+    def node(self, key: str) -> Node:
+        """The KIR node an instance runs."""
+        scope, node_id = self.frontier.node_of(key)
+        return scope.graph.nodes[node_id]
+
+    def scope_graph(self, key: str) -> GraphView:
+        """The graph of the scope an instance belongs to."""
+        return self.frontier.node_of(key)[0].graph
+
+    @property
+    def open_gates(self) -> list[Gate]:
+        return [g for g in self.gates.values() if g.decided is None]
+
+    @property
+    def in_flight(self) -> list[str]:
+        """Instances started and not ended (or failed and awaiting a retry)."""
+        return [k for k, i in self.instances.items() if i.status in ("running", "failed")]
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+    # -- event handlers ---------------------------------------------------------------
+
+    def _run_started(self, ev: Event, d: RunStarted) -> None:
+        if self.status != "new":
+            raise FoldError(f"run {self.run_id!r} seq {ev.seq}: run.started twice")
+        if d.graph_hash != self.graph.graph_hash:
+            raise FoldError(
+                f"run {self.run_id!r}: log was recorded with graph {d.graph_hash[:12]}, "
+                f"not {self.graph.graph_hash[:12]}"
+            )
+        self.status = "running"
+        self.seed = d.seed
+        self.inputs = d.inputs
+        self.header = d.header
+        self.options = d.options
+        self.started_at = ev.at
+        caps = d.options.get("budget") or {}
+        self.budget.usd = caps.get("usd")
+        self.budget.tokens = caps.get("tokens")
+        self.budget.calls = caps.get("calls")
+        self.budget.on_exceed = caps.get("on_exceed", "wait")
+        self.frontier.open_scope("", self.graph, (), None)
+
+    def _run_resumed(self, ev: Event, d: RunResumed) -> None:
+        self.resumes += 1
+        if not self.terminal:
+            self.status = "running"
+            self.waiting_on = []
+            self.waiting_until = None
+
+    def _cancel_requested(self, ev: Event, d: RunCancelRequested) -> None:
+        self.cancel_requested = True
+        self.cancel_reason = d.reason
+
+    def _run_completed(self, ev: Event, d: RunCompleted) -> None:
+        self.status = "completed"
+        self.output = d.output
+        self.ended_at = ev.at
+
+    def _run_failed(self, ev: Event, d: RunFailed) -> None:
+        self.status = "failed"
+        self.error = d.error
+        self.failed_node = d.node
+        self.ended_at = ev.at
+
+    def _run_waiting(self, ev: Event, d: RunWaiting) -> None:
+        self.status = "waiting"
+        self.waiting_on = list(d.on)
+        self.waiting_until = d.until
+
+    def _run_cancelled(self, ev: Event, d: RunCancelled) -> None:
+        self.status = "cancelled"
+        self.ended_at = ev.at
+
+    def _node_started(self, ev: Event, d: NodeStarted) -> None:
+        key = self._key(ev)
+        inst = self.instance(key)
+        inst.status = "running"
+        inst.attempt = d.attempt
+        inst.call_base = inst.next_call
+        inst.error = None
+        inst.retry_at = None
+        if inst.started_at is None:
+            inst.started_at = ev.at
+        self.frontier.started(key)
+        node = self.node(key)
+        config = node.config
+        if isinstance(config, MapConfig) and d.attempt == 1:
+            inst.items = d.items or 0
+            body = self._map_body(key, config)
+            self.frontier.open_map(key, body, inst.items, config.max_concurrency)
+        elif isinstance(config, SubgraphConfig) and d.attempt == 1:
+            sub = self.scope_graph(key).subgraphs[config.graph]
+            self.frontier.open_scope(key + "/", sub, self.frontier.order_keys[key], key)
+
+    def _map_body(self, key: str, config: MapConfig) -> GraphView:
+        parent = self.scope_graph(key)
+        if config.graph is not None:
+            body: GraphView = parent.subgraphs[config.graph]
+            return body
+        assert config.node is not None  # guaranteed by MapConfig's validator
+        return SingleNode(config.node, parent.subgraphs, parent.tools)
+
+    def _node_completed(self, ev: Event, d: NodeCompleted) -> None:
+        key = self._key(ev)
+        inst = self.instance(key)
+        inst.status = "completed"
+        inst.output = d.output
+        inst.route = d.route
+        inst.ended_at = ev.at
+        self.frontier.done(key, d.route, skipped=False)
+
+    def _node_failed(self, ev: Event, d: NodeFailed) -> None:
+        inst = self.instance(self._key(ev))
+        inst.status = "failed"
+        inst.error = d.error
+        inst.retry_at = d.retry_at
+        inst.ended_at = ev.at
+
+    def _node_skipped(self, ev: Event, d: NodeSkipped) -> None:
+        key = self._key(ev)
+        inst = self.instance(key)
+        inst.status = "skipped"
+        inst.ended_at = ev.at
+        self.frontier.done(key, None, skipped=True)
+
+    def _model_requested(self, ev: Event, d: ModelRequested) -> None:
+        rec = self.instance(self._key(ev)).call(d.call)
+        if rec.requested is None:
+            rec.requested = d
+            b = self.budget
+            b.reserved_usd += d.max_cost_usd
+            b.reserved_tokens += d.max_tokens
+            b.reserved_calls += 1
+
+    def _model_called(self, ev: Event, d: ModelCalled) -> None:
+        inst = self.instance(self._key(ev))
+        rec = inst.call(d.call)
+        rec.answer = d
+        b = self.budget
+        req = rec.requested
+        if isinstance(req, ModelRequested):
+            b.reserved_usd -= req.max_cost_usd
+            b.reserved_tokens -= req.max_tokens
+            b.reserved_calls -= 1
+        tokens = d.usage.input_tokens + d.usage.output_tokens
+        b.spent_usd += d.cost_usd
+        b.spent_tokens += tokens
+        b.spent_calls += 1
+        inst.cost_usd += d.cost_usd
+        inst.tokens += tokens
+        inst.model_calls += 1
+
+    def _tool_requested(self, ev: Event, d: ToolRequested) -> None:
+        self.instance(self._key(ev)).call(d.call).requested = d
+
+    def _tool_returned(self, ev: Event, d: ToolReturned) -> None:
+        self.instance(self._key(ev)).call(d.call).answer = d
+
+    def _clock_read(self, ev: Event, d: ClockRead) -> None:
+        self.instance(self._key(ev)).call(d.call).answer = d
+
+    def _gate_opened(self, ev: Event, d: GateOpened) -> None:
+        if d.gate in self.gates:
+            raise FoldError(f"run {self.run_id!r} seq {ev.seq}: gate {d.gate!r} opened twice")
+        self.gates[d.gate] = Gate(d.gate, self._key(ev), d, ev.at)
+
+    def _gate_decided(self, ev: Event, d: GateDecided) -> None:
+        gate = self.gates.get(d.gate)
+        if gate is None:
+            raise FoldError(f"run {self.run_id!r} seq {ev.seq}: gate {d.gate!r} was never opened")
+        if gate.decided is not None:
+            raise FoldError(f"run {self.run_id!r} seq {ev.seq}: gate {d.gate!r} decided twice")
+        gate.decided = d
+        gate.decided_at = ev.at
+
+    def _signal_received(self, ev: Event, d: SignalReceived) -> None:
+        self.signals.setdefault(d.name, []).append(d.payload)
+
+    def _budget_exceeded(self, ev: Event, d: BudgetExceeded) -> None:
+        self.last_budget_exceeded = d
+
+    def _budget_raised(self, ev: Event, d: BudgetRaised) -> None:
+        b = self.budget
+        if d.usd is not None:
+            b.usd = d.usd
+        if d.tokens is not None:
+            b.tokens = d.tokens
+        if d.calls is not None:
+            b.calls = d.calls
+        self.last_budget_exceeded = None
+
+    def _key(self, ev: Event) -> str:
+        key = ev.node
+        if key is None:
+            raise FoldError(f"run {self.run_id!r} seq {ev.seq}: {ev.kind} without a node")
+        if key not in self.frontier.where:
+            raise FoldError(
+                f"run {self.run_id!r} seq {ev.seq}: {ev.kind} for node instance {key!r}, "
+                "which the run has not reached"
+            )
+        return key
+
+    # -- comparison -----------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the state holds, as plain values (two equal folds give equal snapshots)."""
+        b = self.budget
+        return {
+            "status": self.status,
+            "next_seq": self.next_seq,
+            "seed": self.seed,
+            "inputs": self.inputs,
+            "output": self.output,
+            "error": self.error,
+            "waiting": [self.waiting_on, self.waiting_until],
+            "cancel": [self.cancel_requested, self.cancel_reason],
+            "resumes": self.resumes,
+            "budget": [
+                b.usd,
+                b.tokens,
+                b.calls,
+                b.on_exceed,
+                round(b.spent_usd, 12),
+                b.spent_tokens,
+                b.spent_calls,
+                round(b.reserved_usd, 12),
+                b.reserved_tokens,
+                b.reserved_calls,
+            ],  # fmt: skip
+            "instances": {
+                k: [
+                    i.status,
+                    i.attempt,
+                    i.call_base,
+                    i.output,
+                    i.route,
+                    i.error,
+                    i.retry_at,
+                    i.items,
+                    i.started_at,
+                    i.ended_at,
+                    i.tokens,
+                    i.model_calls,
+                    {n: [c.requested, c.answer] for n, c in sorted(i.calls.items())},
+                ]  # fmt: skip
+                for k, i in sorted(self.instances.items())
+            },
+            "gates": {
+                g.id: [g.node, g.opened, g.decided, g.opened_at, g.decided_at]
+                for g in self.gates.values()
+            },
+            "signals": self.signals,
+            "frontier": {
+                "status": dict(sorted(self.frontier.status.items())),
+                "scopes": sorted(self.frontier.scopes),
+                "root_done": self.frontier.root_done,
+            },
+        }
+
+
+def fold(state: RunState, event: Event) -> RunState:
+    """``state`` with ``event`` applied (the state is updated in place and returned)."""
+    state.apply(event)
+    return state

@@ -1,0 +1,656 @@
+"""The engine: fold the log, compute the frontier, run it, append what happened, repeat.
+
+``start`` appends ``run.started`` and then does exactly what ``resume`` does. Resuming
+after a crash, in a brand-new process, is the same loop: the log is folded, instances
+that were in flight are restarted (their journaled calls are answered from the log)
+and the frontier is run. Nothing that completed runs again.
+
+Commits. Events are buffered and committed before any external call (model, tool)
+and whenever the loop is about to wait for running work, so a chain of pure nodes
+costs one commit per node and completions that arrive together share one commit.
+``tool.requested`` is committed durably (fsynced) before the tool runs.
+
+Concurrent inputs. Another process may append an approval, a signal, a cancel or a
+raised budget while the run is live. The engine's next append then fails with
+``ConcurrentAppend``; it reads what it missed, re-folds, re-chains its pending events
+after it and carries on. If what it missed shows another worker took the run over,
+it stops (:class:`RunFenced`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from executor.context import NodeContext, Suspend
+from executor.errors import ExecutorError, NodeError, NondeterminismError, RunFenced
+from executor.fold import RunState
+from executor.frontier import SingleNode, item_prefix
+from executor.nodes import HANDLERS, NodeResult
+from kir.binding import Binding, parse_binding
+from kir.compile import CompiledGraph
+from kir.errors import KirError
+from kir.schema import MapConfig, Node, RetryPolicy, SubgraphConfig, ToolSpec
+from kir.template import lookup
+from substrate.blobs import pack, unpack
+from substrate.codec import encode
+from substrate.errors import ConcurrentAppend, FoldlineError
+from substrate.events import (
+    DERIVATION_KINDS,
+    BudgetExceeded,
+    ClockRead,
+    ErrorInfo,
+    Event,
+    EventData,
+    Head,
+    Inline,
+    LogHeader,
+    NodeCompleted,
+    NodeFailed,
+    NodeSkipped,
+    NodeStarted,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunResumed,
+    RunStarted,
+    RunWaiting,
+    seal,
+)
+from substrate.live import SeededIds, SeededRng
+from substrate.ports import Clock, ModelPort, ModelRequest, ToolPort
+from substrate.stores.base import EventStore
+
+__all__ = ["EngineOptions", "EngineStats", "Engine", "BudgetStop", "EXECUTOR_FLAGS", "backoff_us"]
+
+#: Behaviour flags recorded in every run's log header; replay runs an old log with the
+#: behaviour it was recorded under.
+EXECUTOR_FLAGS: dict[str, Any] = {"engine": 1}
+
+
+class BudgetStop(ExecutorError):
+    """A call was refused by the budget and the run is configured to fail."""
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine schedules.
+
+    Attributes:
+        max_concurrency: handlers running at once.
+        poll_interval_s: while waiting on running work, how often to look for inputs
+            appended by other processes (approvals, cancels, signals).
+        max_inline_wait_s: a timer due within this long is slept through in-process;
+            a later one leaves the run ``waiting`` (no process needs to stay alive).
+        worker: recorded in ``run.resumed``; defaults to ``host:pid``.
+    """
+
+    max_concurrency: int = 16
+    poll_interval_s: float = 0.5
+    max_inline_wait_s: float = 1.0
+    worker: str = ""
+
+
+@dataclass
+class EngineStats:
+    """Work counters, for tests that assert growth rather than time."""
+
+    appends: int = 0
+    reads: int = 0
+    rebases: int = 0
+
+
+def backoff_us(policy: RetryPolicy, attempt: int) -> int:
+    """Delay before the attempt after ``attempt``, in µs (no jitter: it is replayed)."""
+    if policy.backoff == "fixed":
+        delay = policy.initial_delay_s
+    else:
+        delay = policy.initial_delay_s * policy.multiplier ** (attempt - 1)
+    return int(min(delay, policy.max_delay_s) * 1_000_000)
+
+
+@dataclass
+class _Parked:
+    suspend: Suspend
+    backoff: bool = False
+
+
+@dataclass
+class _Pending:
+    events: list[Event] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+
+class Engine:
+    """Drives one run against a store and a set of ports."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        state: RunState,
+        *,
+        model: ModelPort,
+        tools: ToolPort,
+        clock: Clock,
+        options: EngineOptions = EngineOptions(),
+        head: Head | None = None,
+    ) -> None:
+        self.store = store
+        self.state = state
+        self.graph: CompiledGraph = state.graph
+        self.run_id = state.run_id
+        self.model = model
+        self.tools = tools
+        self.clock = clock
+        self.options = options
+        self.stats = EngineStats()
+        self.ids = SeededIds(state.seed)
+        self.rng = SeededRng(state.seed)
+        self._committed = head if head is not None else Head(state.next_seq, None)
+        self._head = self._committed
+        self._pending = _Pending()
+        self._tasks: dict[asyncio.Task[tuple[str, Any]], str] = {}
+        self._parked: dict[str, _Parked] = {}
+        self._values: dict[str, Any] = {}
+        self._scope_inputs: dict[str, Any] = {}
+        self._items: dict[str, list[Any]] = {}
+
+    # -- the log ------------------------------------------------------------------------
+
+    def emit(
+        self,
+        node: str | None,
+        data: EventData,
+        *,
+        blobs: Mapping[str, bytes] | None = None,
+        at: int | None = None,
+    ) -> Event:
+        """Append ``data`` to the pending batch and fold it into the state."""
+        when = self.clock.now() if at is None else at
+        (event,), (body,), self._head = seal(self._head, [(when, node, data)])
+        p = self._pending
+        p.events.append(event)
+        p.bodies.append(body)
+        if blobs:
+            p.blobs.update(blobs)
+        self.state.apply(event)
+        return event
+
+    async def commit(self, *, durable: bool = False) -> None:
+        """Commit the pending batch (re-chained after any concurrent inputs)."""
+        while True:
+            p = self._pending
+            if not p.events:
+                if durable and self.store.durability == "process":
+                    self.store.sync()
+                return
+            try:
+                self.store.append(
+                    self.run_id,
+                    p.events[0].seq,
+                    p.events,
+                    bodies=p.bodies,
+                    blobs=p.blobs or None,
+                    durable=durable,
+                )
+            except ConcurrentAppend:
+                self._rebase()
+                continue
+            self.stats.appends += 1
+            self._committed = self._head
+            self._pending = _Pending()
+            return
+
+    def _rebase(self) -> None:
+        """Fold what other processes appended, then re-chain our pending events after it."""
+        self.stats.rebases += 1
+        self.stats.reads += 1
+        missed = self.store.read(self.run_id, self._committed.next_seq)
+        for ev in missed:
+            if isinstance(ev.data, RunResumed) or ev.kind in DERIVATION_KINDS:
+                raise RunFenced(
+                    f"run {self.run_id!r} was taken over by another process "
+                    f"({ev.kind} at seq {ev.seq}); this process stops"
+                )
+        self.stats.reads += 1
+        log = self.store.read(self.run_id)
+        state = RunState(self.graph, self.run_id).apply_all(log)
+        drafts = [
+            (e.at, e.node, e.data)
+            for e in self._pending.events
+            if not isinstance(e.data, RunWaiting)
+        ]
+        blobs = self._pending.blobs
+        self.state = state
+        self._committed = self._head = Head(state.next_seq, self.store.head(self.run_id).hash)
+        self._pending = _Pending(blobs=dict(blobs))
+        for at, node, data in drafts:
+            self.emit(node, data, at=at)
+
+    async def _poll_inputs(self) -> None:
+        """Look for events other processes appended while we waited on work."""
+        self.stats.reads += 1
+        if self.store.head(self.run_id).next_seq > self._committed.next_seq:
+            await self.commit()  # flushes our pending first; rebases on the conflict
+            if self.store.head(self.run_id).next_seq > self._committed.next_seq:
+                self._rebase()
+
+    # -- values -------------------------------------------------------------------------
+
+    def value_of(self, key: str) -> Any:
+        """The output of an instance (None if it was skipped or has none)."""
+        if key in self._values:
+            return self._values[key]
+        inst = self.state.instances.get(key)
+        value = None
+        if inst is not None and inst.output is not None:
+            value = unpack(inst.output, self.store.get_blob)
+        self._values[key] = value
+        return value
+
+    def _scope_input(self, prefix: str) -> Any:
+        if prefix in self._scope_inputs:
+            return self._scope_inputs[prefix]
+        fr = self.state.frontier
+        scope = fr.scopes[prefix]
+        owner = scope.owner
+        if owner is None:
+            assert self.state.inputs is not None
+            value = unpack(self.state.inputs, self.store.get_blob)
+        elif scope.item is None:  # a subgraph: its node's inputs are its run input
+            value = self.resolve_inputs(owner)
+        elif isinstance(scope.graph, SingleNode):
+            value = self._scope_input(fr.where[owner][0])
+        else:
+            value = {
+                **self.resolve_inputs(owner),
+                "item": self._map_items(owner)[scope.item],
+                "index": scope.item,
+            }
+        self._scope_inputs[prefix] = value
+        return value
+
+    def _resolve(self, binding: Binding, prefix: str, what: str) -> Any:
+        fr = self.state.frontier
+        scope = fr.scopes[prefix]
+        if binding.source == "input":
+            base = self._scope_input(prefix)
+        elif binding.source in ("item", "index"):
+            item_scope = scope
+            while item_scope.item is None and item_scope.owner is not None:
+                item_scope = fr.scopes[fr.where[item_scope.owner][0]]
+            if item_scope.item is None or item_scope.owner is None:
+                raise NodeError(f"{what}: ${binding.source} is only defined inside a map body")
+            if binding.source == "index":
+                return item_scope.item
+            base = self._map_items(item_scope.owner)[item_scope.item]
+        else:
+            assert binding.node is not None
+            node_prefix = prefix
+            if isinstance(scope.graph, SingleNode) and scope.owner is not None:
+                node_prefix = fr.where[scope.owner][0]  # an inline body reads its map's scope
+            base = self.value_of(node_prefix + binding.node)
+            if base is None and binding.path:
+                return None  # an untaken branch: its fields are None
+        try:
+            return lookup(base, binding.path, what=what)
+        except KirError as exc:
+            raise NodeError(str(exc)) from None
+
+    def resolve_inputs(self, key: str) -> dict[str, Any]:
+        """The inputs of instance ``key``, from its bindings."""
+        scope, node_id = self.state.frontier.node_of(key)
+        node = scope.graph.nodes[node_id]
+        out = {}
+        for name, source in node.inputs.items():
+            out[name] = self._resolve(
+                parse_binding(source), scope.prefix, f"node {key!r} input {name!r} ({source})"
+            )
+        return out
+
+    def _map_items(self, key: str) -> list[Any]:
+        items = self._items.get(key)
+        if items is None:
+            scope, node_id = self.state.frontier.node_of(key)
+            config = scope.graph.nodes[node_id].config
+            assert isinstance(config, MapConfig)
+            value = self._resolve(
+                parse_binding(config.over), scope.prefix, f"map {key!r} over ({config.over})"
+            )
+            if not isinstance(value, list):
+                raise NodeError(
+                    f"map {key!r}: 'over' ({config.over}) must be a list, "
+                    f"got {type(value).__name__}"
+                )
+            items = self._items[key] = value
+        return items
+
+    def scope_output(self, prefix: str) -> Any:
+        """The output of a finished scope: its graph's ``output`` binding, or its sinks'."""
+        scope = self.state.frontier.scopes[prefix]
+        g = scope.graph
+        if isinstance(g, SingleNode):
+            return self.value_of(prefix + g.node.id)
+        assert isinstance(g, CompiledGraph)
+        if g.graph.output is not None:
+            return self._resolve(parse_binding(g.graph.output), prefix, f"graph {g.id!r} output")
+        return {n: self.value_of(prefix + n) for n in g.order if not g.successors[n]}
+
+    def _composite_output(self, key: str) -> Any:
+        node = self.state.node(key)
+        if isinstance(node.config, SubgraphConfig):
+            return self.scope_output(key + "/")
+        count = self.state.instances[key].items or 0
+        return [self.scope_output(item_prefix(key, i)) for i in range(count)]
+
+    def tools_for(self, key: str) -> Mapping[str, ToolSpec]:
+        tools: Mapping[str, ToolSpec] = self.state.scope_graph(key).tools
+        return tools
+
+    # -- budget -------------------------------------------------------------------------
+
+    def worst_case(self, request: ModelRequest) -> tuple[int, float]:
+        """Most tokens and USD the call can cost (0, 0 when the model cannot say)."""
+        estimate = getattr(self.model, "estimate", None)
+        if estimate is None:
+            b = self.state.budget
+            if b.usd is not None or b.tokens is not None:
+                raise NodeError(
+                    f"model {request.model!r} gives no worst-case estimate, so the run's "
+                    "budget cannot be enforced before the call"
+                )
+            return 0, 0.0
+        tokens, cost = estimate(request)
+        return int(tokens), float(cost)
+
+    def check_budget(self, key: str, max_tokens: int, max_cost: float) -> None:
+        """Refuse (record ``budget.exceeded`` and suspend or stop) a call that could overspend."""
+        b = self.state.budget
+        checks = (
+            ("usd", b.usd, b.spent_usd + b.reserved_usd, max_cost),
+            ("tokens", b.tokens, b.spent_tokens + b.reserved_tokens, max_tokens),
+            ("calls", b.calls, b.spent_calls + b.reserved_calls, 1),
+        )
+        for limit, cap, spent, add in checks:
+            if cap is not None and spent + add > cap + 1e-12:
+                self.emit(
+                    key,
+                    BudgetExceeded(
+                        limit=limit,  # type: ignore[arg-type]
+                        cap=float(cap),
+                        spent=float(spent),
+                        requested=float(add),
+                        action=b.on_exceed,
+                    ),
+                )
+                if b.on_exceed == "fail":
+                    raise BudgetStop(
+                        f"run {self.run_id!r} node {key!r}: a model call could cost {add:g} "
+                        f"{limit} with {spent:g} of {cap:g} already spent or reserved"
+                    )
+                raise Suspend("budget")
+
+    # -- the loop -----------------------------------------------------------------------
+
+    async def start(self, inputs: Any, *, seed: str, options: Mapping[str, Any]) -> None:
+        """Record ``run.started`` and run."""
+        blobs: dict[str, bytes] = {}
+        self.emit(
+            None,
+            RunStarted(
+                graph_hash=self.graph.graph_hash,
+                inputs=pack(inputs, blobs),
+                seed=seed,
+                header=LogHeader(flags=dict(EXECUTOR_FLAGS)),
+                options=dict(options),
+            ),
+            blobs=blobs,
+        )
+        self.ids = SeededIds(seed)
+        self.rng = SeededRng(seed)
+        await self.drive()
+
+    async def resume(self) -> None:
+        """Take the run over after another process stopped, and run it."""
+        if self.state.terminal:
+            return
+        worker = self.options.worker or f"{socket.gethostname()}:{os.getpid()}"
+        self.emit(None, RunResumed(worker=worker))
+        await self.drive()
+
+    async def drive(self) -> None:
+        """The loop: restart what was in flight, then step until done or waiting."""
+        state = self.state
+        for key in sorted(state.in_flight, key=lambda k: state.frontier.order_keys[k]):
+            node = state.node(key)
+            if node.kind in ("map", "subgraph"):
+                continue
+            inst = state.instances[key]
+            if inst.status == "failed":
+                if inst.retry_at is not None:
+                    self._parked[key] = _Parked(Suspend("backoff", until=inst.retry_at), True)
+            else:
+                self._spawn(key)
+        try:
+            while True:
+                self._step()
+                await self.commit()
+                if self.state.terminal:
+                    return
+                if not self._tasks:
+                    if await self._idle():
+                        continue
+                    return
+                done, _ = await asyncio.wait(
+                    set(self._tasks),
+                    timeout=self.options.poll_interval_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    await self._poll_inputs()
+                for task in sorted(done, key=lambda t: self._order(self._tasks[t])):
+                    self._finish(task)
+        finally:
+            await self._cancel_tasks()
+
+    def _order(self, key: str) -> tuple[tuple[int, ...], str]:
+        return self.state.frontier.order_keys[key], key
+
+    async def _idle(self) -> bool:
+        """Nothing runs. Sleep through a near timer (True), or record waiting (False)."""
+        if not self._parked:
+            self.emit(
+                None,
+                RunFailed(error=ErrorInfo("Stalled", "no node can run and nothing is awaited")),
+            )
+            await self.commit()
+            return False
+        until = [p.suspend.until for p in self._parked.values() if p.suspend.until is not None]
+        soonest = min(until) if until else None
+        if soonest is not None:
+            delay = (soonest - self.clock.now()) / 1e6
+            if delay <= self.options.max_inline_wait_s:
+                await asyncio.sleep(max(delay, 0.0))
+                return True
+        on = sorted({p.suspend.on for p in self._parked.values()})
+        self.emit(None, RunWaiting(on=on, until=soonest))
+        seq = self._head.next_seq
+        await self.commit()
+        # A concurrent input dropped our run.waiting: look again rather than stop.
+        return self.state.next_seq != seq or self.state.status != "waiting"
+
+    def _step(self) -> None:
+        st = self.state
+        if st.terminal:
+            return
+        if st.cancel_requested:
+            for task in self._tasks:
+                task.cancel()
+            self._tasks.clear()
+            self._parked.clear()
+            self.emit(None, RunCancelled(reason=st.cancel_reason))
+            return
+        fr = st.frontier
+        while True:
+            while fr.skippable or fr.composites_done:
+                while fr.skippable:
+                    self.emit(fr.skippable.popleft(), NodeSkipped(reason="no incoming edge was taken"))
+                while fr.composites_done:
+                    key = fr.composites_done.popleft()
+                    try:
+                        output = self._composite_output(key)
+                    except FoldlineError as exc:
+                        self._fail(key, exc, retry=False)
+                        return
+                    self._complete(key, NodeResult(output))
+            if fr.root_done:
+                blobs: dict[str, bytes] = {}
+                try:
+                    output = self.scope_output("")
+                except FoldlineError as exc:
+                    self.emit(None, RunFailed(error=ErrorInfo(type(exc).__name__, str(exc))))
+                    return
+                self.emit(None, RunCompleted(output=pack(output, blobs)), blobs=blobs)
+                return
+            self._wake_parked()
+            while not self._over() and len(self._tasks) < self.options.max_concurrency:
+                ready = fr.pop_ready()
+                if ready is None:
+                    break
+                self._start(ready)
+            # Starting a composite can finish it at once (an empty map): go round again.
+            if self._over() or not (fr.skippable or fr.composites_done):
+                return
+
+    def _over(self) -> bool:
+        return self.state.terminal
+
+    def _start(self, key: str) -> None:
+        node = self.state.node(key)
+        inst = self.state.instance(key)
+        if isinstance(node.config, MapConfig):
+            try:
+                items = self._map_items(key)
+            except FoldlineError as exc:
+                self.emit(key, NodeStarted())
+                self._fail(key, exc, retry=False)
+                return
+            self.emit(key, NodeStarted(items=len(items)))
+        elif isinstance(node.config, SubgraphConfig):
+            self.emit(key, NodeStarted())
+        else:
+            self.emit(key, NodeStarted(attempt=inst.attempt + 1))
+            self._spawn(key)
+
+    def _spawn(self, key: str) -> None:
+        node = self.state.node(key)
+        task = asyncio.create_task(self._run_handler(key, node))
+        self._tasks[task] = key
+
+    async def _run_handler(self, key: str, node: Node) -> tuple[str, Any]:
+        try:
+            ctx = NodeContext(self, key, node, self.resolve_inputs(key), self.tools_for(key))
+            handler = HANDLERS[node.kind]
+            if node.timeout_s is not None:
+                try:
+                    result = await asyncio.wait_for(handler(ctx), node.timeout_s)
+                except TimeoutError:
+                    return "error", NodeError(
+                        f"node {key!r} timed out after {node.timeout_s}s (attempt {ctx.attempt})"
+                    )
+            else:
+                result = await handler(ctx)
+            return "ok", result
+        except Suspend as s:
+            return "suspend", s
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return "error", exc
+
+    def _finish(self, task: asyncio.Task[tuple[str, Any]]) -> None:
+        key = self._tasks.pop(task)
+        if self.state.terminal or task.cancelled():
+            return
+        kind, value = task.result()
+        if kind == "ok":
+            self._complete(key, value)
+        elif kind == "suspend":
+            self._parked[key] = _Parked(value)
+        elif isinstance(value, RunFenced):
+            raise value
+        else:
+            self._fail(key, value, retry=not isinstance(value, (BudgetStop, NondeterminismError)))
+
+    def _complete(self, key: str, result: NodeResult) -> None:
+        blobs: dict[str, bytes] = {}
+        try:
+            payload = pack(result.output, blobs)
+        except FoldlineError as exc:
+            self._fail(key, exc, retry=False)
+            return
+        if isinstance(payload, Inline):
+            self._values[key] = payload.value
+        self.emit(key, NodeCompleted(output=payload, route=result.route), blobs=blobs)
+
+    def _fail(self, key: str, exc: BaseException, *, retry: bool) -> None:
+        node = self.state.node(key)
+        inst = self.state.instance(key)
+        attempt = max(inst.attempt, 1)
+        error = ErrorInfo(type(exc).__name__, str(exc))
+        policy = node.retry
+        if retry and attempt < policy.max_attempts:
+            at = self.clock.now()
+            retry_at = at + backoff_us(policy, attempt)
+            self.emit(key, NodeFailed(error=error, attempt=attempt, retry_at=retry_at), at=at)
+            self._parked[key] = _Parked(Suspend("backoff", until=retry_at), backoff=True)
+            return
+        self.emit(key, NodeFailed(error=error, attempt=attempt))
+        self.emit(None, RunFailed(error=error, node=key))
+
+    def _wake_parked(self) -> None:
+        if not self._parked:
+            return
+        st = self.state
+        now: int | None = None
+        for key in sorted(self._parked, key=self._order):
+            parked = self._parked[key]
+            s = parked.suspend
+            ready = False
+            if s.until is not None:
+                now = self.clock.now() if now is None else now
+                ready = now >= s.until
+            elif s.on.startswith("signal:"):
+                ready = bool(st.signals.get(s.on[len("signal:") :]))
+            elif s.on == "budget":
+                ready = st.last_budget_exceeded is None
+            else:
+                gate = st.gates.get(s.on)
+                ready = gate is not None and gate.decided is not None
+            if not ready:
+                continue
+            del self._parked[key]
+            if parked.backoff:
+                self.emit(key, NodeStarted(attempt=st.instance(key).attempt + 1))
+            elif s.timer_call is not None:
+                assert now is not None
+                self.emit(key, ClockRead(call=s.timer_call, value=now))
+            self._spawn(key)
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+def canonical(value: Any) -> bytes:
+    """Canonical bytes of a value (for comparing outputs in tests and tools)."""
+    return encode(value)

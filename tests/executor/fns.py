@@ -1,0 +1,91 @@
+"""Code-node callables used by the executor tests (importable as tests.executor.fns:NAME)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+def double(x: int) -> int:
+    return x * 2
+
+
+async def adouble(x: int) -> int:
+    await asyncio.sleep(0)
+    return x * 2
+
+
+def const(params: dict[str, Any]) -> Any:
+    return params.get("value")
+
+
+def boom(x: Any = None) -> None:
+    raise ValueError("boom")
+
+
+def stamp(ctx: Any) -> dict[str, Any]:
+    return {"now": ctx.now(), "id": ctx.new_id(), "r": ctx.random()}
+
+
+def join(**kw: Any) -> dict[str, Any]:
+    return dict(sorted(kw.items()))
+
+
+def noop() -> None:
+    return None
+
+
+def length(items: list[Any]) -> int:
+    return len(items)
+
+
+class Crash(BaseException):
+    """Stands in for the process dying: escapes every handler and the engine."""
+
+
+CALLS: dict[str, int] = {}
+CRASH_AT: set[int] = set()
+
+
+def counted(x: int) -> int:
+    """inc, counting its executions; raises Crash once when x is in CRASH_AT."""
+    CALLS[str(x)] = CALLS.get(str(x), 0) + 1
+    if x in CRASH_AT:
+        CRASH_AT.discard(x)
+        raise Crash(f"killed at {x}")
+    return x + 1
+
+
+def mix(**kw: Any) -> int:
+    """Sum of the inputs, strings counting as their length, None as 0."""
+    total = 0
+    for v in kw.values():
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, int):
+            total += v
+        elif isinstance(v, str):
+            total += len(v)
+        elif isinstance(v, list):
+            total += len(v)
+        elif isinstance(v, dict):
+            total += len(v)
+    return total % 1000
+
+
+async def slow(x: Any = None, seconds: float = 2.0) -> Any:
+    await asyncio.sleep(seconds)
+    return x
+
+
+async def short(x: Any = None) -> Any:
+    await asyncio.sleep(0.05)
+    return x

@@ -1,0 +1,472 @@
+"""Each node kind, run on the engine against a real SQLite store with the scripted model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor.api import Budget, approve, arun, aresume, reject, resume, run, signal
+from executor.schedule import EngineOptions
+from kir import Edge, Graph, Node, ToolSpec
+from kir.schema import (
+    AgentConfig,
+    GateConfig,
+    LlmConfig,
+    MapConfig,
+    RetryPolicy,
+    RouterConfig,
+    SubgraphConfig,
+    ToolConfig,
+    WaitConfig,
+)
+from substrate import MockModel, MockReply, SQLiteStore, StepClock
+from substrate.events import ModelCalled, NodeCompleted, NodeStarted, ToolRequested
+from tests.executor.helpers import chain, code
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    s = SQLiteStore(tmp_path / "runs.db")
+    yield s
+    s.close()
+
+
+def kinds(store: SQLiteStore, run_id: str) -> list[tuple[str, str | None]]:
+    return [(e.kind, e.node) for e in store.read(run_id)]
+
+
+def test_chain_of_code_nodes(store: SQLiteStore) -> None:
+    res = run(chain(5), {"x": 1}, store=store, clock=StepClock())
+    assert res.status == "completed"
+    assert res.output == 6
+    log = store.read(res.run_id)
+    assert [e.kind for e in log] == ["run.started"] + ["node.started", "node.completed"] * 5 + [
+        "run.completed"
+    ]
+
+
+def test_sync_and_async_callables(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[code("a", "double", {"x": "$input.x"}), code("b", "adouble", {"x": "a"})],
+        edges=[Edge("a", "b")],
+        output="b",
+    )
+    assert run(g, {"x": 3}, store=store).output == 12
+
+
+def test_llm_node_records_the_call_and_its_cost(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[
+            Node(
+                id="ask",
+                config=LlmConfig(model="mock:m", prompt="Summarize {topic}", system="Be brief"),
+                inputs={"topic": "$input.topic"},
+            )
+        ],
+        output="ask",
+    )
+    model = MockModel(["short summary"], price_in=1.0, price_out=2.0)
+    res = run(g, {"topic": "tides"}, store=store, model=model)
+    assert res.output == "short summary"
+    assert model.calls == 1
+    (called,) = [e.data for e in store.read(res.run_id) if isinstance(e.data, ModelCalled)]
+    assert called.cost_usd == res.cost_usd > 0
+    assert res.model_calls == 1
+    assert res.tokens == called.usage.input_tokens + called.usage.output_tokens
+
+
+def test_llm_output_schema_parses_json(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[
+            Node(
+                id="ask",
+                config=LlmConfig(model="mock:m", prompt="x", output_schema={"type": "object"}),
+            )
+        ],
+        output="ask",
+    )
+    res = run(g, store=store, model=MockModel(['{"a": [1, 2]}']))
+    assert res.output == {"a": [1, 2]}
+
+
+def test_router_by_expression_skips_the_untaken_branch(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[
+            Node(
+                id="r",
+                config=RouterConfig(labels=["hi", "lo"], condition="'hi' if x > 5 else 'lo'"),
+                inputs={"x": "$input.x"},
+            ),
+            code("hi", "inc", {"x": "$input.x"}),
+            code("lo", "double", {"x": "$input.x"}),
+            code("after_lo", "inc", {"x": "lo"}),
+            code("join", "join", {"hi": "hi", "lo": "after_lo"}),
+        ],
+        edges=[
+            Edge("r", "hi", when="hi"),
+            Edge("r", "lo", when="lo"),
+            Edge("lo", "after_lo"),
+            Edge("hi", "join"),
+            Edge("after_lo", "join"),
+        ],
+        output="join",
+    )
+    res = run(g, {"x": 9}, store=store)
+    assert res.output == {"hi": 10, "lo": None}
+    log = kinds(store, res.run_id)
+    assert ("node.skipped", "lo") in log
+    assert ("node.skipped", "after_lo") in log  # skips propagate
+    assert ("node.started", "lo") not in log
+
+
+def test_router_by_model(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[
+            Node(
+                id="r",
+                config=RouterConfig(labels=["yes", "no"], model="mock:m", prompt="ok? {q}"),
+                inputs={"q": "$input.q"},
+            ),
+            code("y", "noop"),
+            code("n", "noop"),
+        ],
+        edges=[Edge("r", "y", when="yes"), Edge("r", "n", when="no")],
+    )
+    res = run(g, {"q": "?"}, store=store, model=MockModel([" no\n"]))
+    log = kinds(store, res.run_id)
+    assert ("node.skipped", "y") in log
+    assert ("node.completed", "n") in log
+
+
+def test_map_returns_results_in_index_order_whatever_the_completion_order(
+    store: SQLiteStore,
+) -> None:
+    items = list(range(8))
+    g = Graph(
+        nodes=[
+            Node(
+                id="m",
+                config=MapConfig(
+                    over="$input.items",
+                    node=Node(
+                        id="ask",
+                        config=LlmConfig(model="mock:m", prompt="{i}"),
+                        inputs={"i": "$item"},
+                    ),
+                    max_concurrency=8,
+                ),
+            )
+        ],
+        output="m",
+    )
+    # Later items answer first: completion order is the reverse of index order.
+    model = MockModel(lambda req, key: f"r{req.messages[-1].content}", latency=lambda k: 0.002 * (10 - int(k.node.split("[")[1].split("]")[0])))
+    res = run(g, {"items": items}, store=store, model=model)
+    assert res.output == [f"r{i}" for i in items]
+    completed = [e.node for e in store.read(res.run_id) if e.kind == "node.completed"]
+    assert completed[:-1] != sorted(completed[:-1])  # they really finished out of order
+
+
+def test_map_respects_max_concurrency(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[
+            Node(
+                id="m",
+                config=MapConfig(
+                    over="$input.items",
+                    node=code("d", "adouble", {"x": "$item"}),
+                    max_concurrency=2,
+                ),
+            )
+        ],
+        output="m",
+    )
+    res = run(g, {"items": [1, 2, 3, 4, 5]}, store=store)
+    assert res.output == [2, 4, 6, 8, 10]
+    active, peak = 0, 0
+    for e in store.read(res.run_id):
+        if e.node and e.node.startswith("m["):
+            active += {"node.started": 1, "node.completed": -1}.get(e.kind, 0)
+            peak = max(peak, active)
+    assert peak == 2
+
+
+def test_empty_map(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[Node(id="m", config=MapConfig(over="$input.items", node=code("d", "double", {"x": "$item"})))],
+        output="m",
+    )
+    assert run(g, {"items": []}, store=store).output == []
+
+
+def test_map_over_a_non_list_fails_with_a_clear_error(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[Node(id="m", config=MapConfig(over="$input.items", node=code("d", "double", {"x": "$item"})))],
+        output="m",
+    )
+    res = run(g, {"items": 5}, store=store)
+    assert res.status == "failed"
+    assert res.error == "NodeError: map 'm': 'over' ($input.items) must be a list, got int (node m)"
+
+
+def _inner() -> Graph:
+    return Graph(
+        id="inner",
+        nodes=[code("x2", "double", {"x": "$input.v"}), code("plus", "inc", {"x": "x2"})],
+        edges=[Edge("x2", "plus")],
+        output="plus",
+    )
+
+
+def test_subgraph_runs_inside_the_same_log_with_prefixed_keys(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[
+            code("a", "inc", {"x": "$input.x"}),
+            Node(id="sub", config=SubgraphConfig(graph="inner"), inputs={"v": "a"}),
+            code("after", "inc", {"x": "sub"}),
+        ],
+        edges=[Edge("a", "sub"), Edge("sub", "after")],
+        subgraphs=[_inner()],
+        output="after",
+    )
+    res = run(g, {"x": 1}, store=store)
+    assert res.output == (2 * 2 + 1) + 1
+    nodes = [e.node for e in store.read(res.run_id) if e.kind == "node.completed"]
+    assert nodes == ["a", "sub/x2", "sub/plus", "sub", "after"]
+
+
+def test_map_over_a_subgraph_body(store: SQLiteStore) -> None:
+    body = Graph(
+        id="body",
+        nodes=[code("d", "double", {"x": "$input.item"}), code("i", "inc", {"x": "d"})],
+        edges=[Edge("d", "i")],
+        output="i",
+    )
+    g = Graph(
+        nodes=[Node(id="m", config=MapConfig(over="$input.items", graph="body"))],
+        subgraphs=[body],
+        output="m",
+    )
+    res = run(g, {"items": [1, 2, 3]}, store=store)
+    assert res.output == [3, 5, 7]
+    assert "m[2]/i" in [e.node for e in store.read(res.run_id)]
+
+
+def test_tool_node_and_idempotency_key(store: SQLiteStore) -> None:
+    keys: list[str] = []
+
+    def charge(amount: int, idempotency_key: str) -> str:
+        keys.append(idempotency_key)
+        return f"charged {amount}"
+
+    g = Graph(
+        nodes=[Node(id="pay", config=ToolConfig(tool="charge", args={"amount": "{a}"}), inputs={"a": "$input.a"})],
+        tools=[ToolSpec(name="charge")],
+        output="pay",
+    )
+    res = run(g, {"a": 5}, store=store, tools={"charge": charge})
+    assert res.status == "completed"
+    (req,) = [e.data for e in store.read(res.run_id) if isinstance(e.data, ToolRequested)]
+    assert keys == [req.idempotency_key]
+
+
+def test_tool_failure_fails_the_node(store: SQLiteStore) -> None:
+    def broken() -> None:
+        raise RuntimeError("db down")
+
+    g = Graph(
+        nodes=[Node(id="t", config=ToolConfig(tool="broken"))],
+        tools=[ToolSpec(name="broken")],
+    )
+    res = run(g, store=store, tools={"broken": broken})
+    assert res.status == "failed"
+    assert res.error == "NodeError: node 't': tool 'broken' failed: RuntimeError: db down (node t)"
+
+
+def _agent_graph(approval: bool = False) -> Graph:
+    return Graph(
+        nodes=[
+            Node(
+                id="ops",
+                config=AgentConfig(
+                    model="mock:m",
+                    instructions="Keep the cluster healthy. Goal: {goal}",
+                    tools=["get_state", "apply_manifest"],
+                    max_turns=5,
+                ),
+                inputs={"goal": "$input.goal"},
+            )
+        ],
+        tools=[
+            ToolSpec(name="get_state", idempotent=True, description="Read cluster state"),
+            ToolSpec(name="apply_manifest", requires_approval=approval, description="Apply"),
+        ],
+        output="ops",
+    )
+
+
+def _agent_script() -> list[MockReply | str]:
+    return [
+        MockReply(tool_calls=[("get_state", {})]),
+        MockReply(tool_calls=[("apply_manifest", {"replicas": 3})]),
+        "scaled to 3",
+    ]
+
+
+def test_agent_loop_journals_every_model_and_tool_call(store: SQLiteStore) -> None:
+    applied: list[dict[str, Any]] = []
+    tools = {"get_state": lambda: {"replicas": 1}, "apply_manifest": lambda replicas: applied.append({"replicas": replicas}) or "ok"}
+    res = run(_agent_graph(), {"goal": "3 replicas"}, store=store, model=MockModel(_agent_script()), tools=tools)
+    assert res.status == "completed"
+    assert res.output == "scaled to 3"
+    assert applied == [{"replicas": 3}]
+    calls = [(e.kind, getattr(e.data, "call", None)) for e in store.read(res.run_id) if e.kind in ("model.called", "tool.returned")]
+    assert calls == [("model.called", 0), ("tool.returned", 1), ("model.called", 2), ("tool.returned", 3), ("model.called", 4)]
+
+
+def test_agent_gated_tool_waits_then_runs_once_approved(store: SQLiteStore) -> None:
+    applied: list[int] = []
+    tools = {"get_state": lambda: {"replicas": 1}, "apply_manifest": lambda replicas: applied.append(replicas) or "ok"}
+    first = run(_agent_graph(approval=True), {"goal": "3"}, store=store, model=MockModel(_agent_script()), tools=tools)
+    assert first.status == "waiting"
+    assert applied == []
+    (gate,) = first.gates
+    assert (gate.tool, gate.args, gate.reason) == ("apply_manifest", {"replicas": 3}, "approval")
+    approve(store, first.run_id, gate.id, by="alice", args={"replicas": 3})
+    done = resume(first.run_id, store=store, model=MockModel(_agent_script()[2:]), tools=tools)
+    assert done.status == "completed"
+    assert applied == [3]
+
+
+def test_agent_rejected_tool_call_goes_back_to_the_agent(store: SQLiteStore) -> None:
+    applied: list[int] = []
+    tools = {"get_state": lambda: {}, "apply_manifest": lambda replicas: applied.append(replicas)}
+    script = _agent_script()
+    first = run(_agent_graph(approval=True), {"goal": "3"}, store=store, model=MockModel(script), tools=tools)
+    reject(store, first.run_id, first.gates[0].id, by="bob", note="not today")
+    seen: list[str] = []
+
+    def final(req: Any, key: Any) -> str:
+        seen.append(req.messages[-1].content)
+        return "ok, left as is"
+
+    done = resume(first.run_id, store=store, model=MockModel(final), tools=tools)
+    assert done.output == "ok, left as is"
+    assert applied == []
+    assert seen == ['{"error":"Rejected: the call was rejected by bob: not today"}']
+
+
+def test_gate_node_routes_by_the_decision(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[
+            Node(id="review", config=GateConfig(question="Ship {v}?"), inputs={"v": "$input.v"}),
+            code("ship", "noop"),
+            code("discard", "noop"),
+        ],
+        edges=[Edge("review", "ship", when="approve"), Edge("review", "discard", when="reject")],
+    )
+    first = run(g, {"v": 1}, store=store)
+    assert first.status == "waiting"
+    (gate,) = first.gates
+    assert gate.question == "Ship 1?"
+    reject(store, first.run_id, gate.id, by="carol")
+    done = resume(first.run_id, store=store)
+    log = kinds(store, done.run_id)
+    assert done.status == "completed"
+    assert ("node.skipped", "ship") in log
+    assert ("node.completed", "discard") in log
+
+
+def test_retries_with_backoff_then_fail(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[code("b", "boom", retry=RetryPolicy(max_attempts=3, initial_delay_s=0.0))],
+    )
+    res = run(g, store=store)
+    assert res.status == "failed"
+    failed = [e.data for e in store.read(res.run_id) if e.kind == "node.failed"]
+    assert [f.attempt for f in failed] == [1, 2, 3]  # type: ignore[attr-defined]
+    assert [f.retry_at is not None for f in failed] == [True, True, False]  # type: ignore[attr-defined]
+    started = [e.data.attempt for e in store.read(res.run_id) if isinstance(e.data, NodeStarted)]
+    assert started == [1, 2, 3]
+
+
+def test_long_backoff_leaves_the_run_waiting(store: SQLiteStore) -> None:
+    g = Graph(nodes=[code("b", "boom", retry=RetryPolicy(max_attempts=2, initial_delay_s=3600))])
+    res = run(g, store=store)
+    assert res.status == "waiting"
+    assert res.waiting_on == ["backoff"]
+
+
+def test_timeout_fails_the_attempt(store: SQLiteStore) -> None:
+    g = Graph(nodes=[Node(id="w", config=WaitConfig(signal="never"), timeout_s=0.05)])
+    res = run(g, store=store, options=EngineOptions(poll_interval_s=0.01))
+    # A wait for a signal suspends rather than blocks, so the timeout does not fire:
+    assert res.status == "waiting"
+    assert res.waiting_on == ["signal:never"]
+
+
+def test_durable_timer_waits_without_a_process(store: SQLiteStore) -> None:
+    g = Graph(nodes=[Node(id="w", config=WaitConfig(seconds=3600))], output="w")
+    clock = StepClock(start=1_000_000, step=1)
+    first = run(g, store=store, clock=clock)
+    assert first.status == "waiting"
+    assert first.waiting_on == ["timer:w"]
+    early = resume(first.run_id, store=store, clock=StepClock(start=2_000_000, step=1))
+    assert early.status == "waiting"
+    done = resume(first.run_id, store=store, clock=StepClock(start=1_000_000 + 3_600_000_001, step=1))
+    assert done.status == "completed"
+    assert done.output["fired"] >= done.output["started"] + 3_600_000_000
+
+
+def test_signal_wakes_a_waiting_run(store: SQLiteStore) -> None:
+    g = Graph(nodes=[Node(id="w", config=WaitConfig(signal="go"))], output="w")
+    first = run(g, store=store)
+    assert first.status == "waiting"
+    signal(store, first.run_id, "go", {"payload": 1})
+    done = resume(first.run_id, store=store)
+    assert done.output == {"payload": 1}
+
+
+def test_budget_refuses_the_call_that_could_exceed_the_cap(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[
+            Node(
+                id="m",
+                config=MapConfig(
+                    over="$input.items",
+                    node=Node(
+                        id="ask",
+                        config=LlmConfig(
+                            model="mock:m", prompt="x" * 396 + "{i}", params={"max_tokens": 100}
+                        ),
+                        inputs={"i": "$item"},
+                    ),
+                    max_concurrency=1,
+                ),
+            )
+        ],
+        output="m",
+    )
+    # Each call: 100 prompt tokens, worst case 100 + 100 = 200, actually 101 (1 token out).
+    # Cap 350: call 1 (0 + 200) and call 2 (101 + 200) fit; call 3 (202 + 200) could not.
+    model = MockModel(["a", "b", "c", "d"])
+    res = run(g, {"items": [1, 2, 3, 4]}, store=store, model=model, budget=Budget(tokens=350))
+    assert res.status == "waiting"
+    assert res.waiting_on == ["budget"]
+    assert model.calls == 2
+    exceeded = [e.data for e in store.read(res.run_id) if e.kind == "budget.exceeded"]
+    assert len(exceeded) == 1
+    assert exceeded[0].spent == 202  # type: ignore[attr-defined]
+    assert exceeded[0].requested == 200  # type: ignore[attr-defined]
+    assert res.tokens == 202 <= 350
+
+
+def test_budget_fail_mode_fails_the_run_without_the_call(store: SQLiteStore) -> None:
+    g = Graph(nodes=[Node(id="ask", config=LlmConfig(model="mock:m", prompt="hello"))])
+    model = MockModel(["x"], price_in=1e6, price_out=1e6)
+    res = run(g, store=store, model=model, budget=Budget(usd=0.5, on_exceed="fail"))
+    assert res.status == "failed"
+    assert model.calls == 0
+    assert res.error is not None and res.error.startswith("BudgetStop:")
