@@ -378,7 +378,11 @@ def reject(
     answer: Any = None,
     clock: Clock | None = None,
 ) -> None:
-    """Reject an open gate (for an unknown-outcome gate: "it happened"; ``answer`` is its result)."""
+    """Reject an open gate.
+
+    For an unknown-outcome gate, rejecting means "it did happen": the tool is not run
+    again and ``answer`` becomes its result.
+    """
     _decide(store, run_id, gate, "reject", by=by, note=note, answer=answer, args=None, clock=clock)
 
 

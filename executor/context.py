@@ -125,7 +125,7 @@ class NodeContext:
         return index, self._engine.state.instance(self.key).calls.get(index)
 
     def _value(self, payload: Any) -> Any:
-        return unpack(payload, self._engine.store.get_blob)
+        return unpack(payload, self._engine.get_blob)
 
     def _sync(self, coro_fn: Callable[[], Awaitable[T]]) -> T:
         """Run an engine coroutine from a worker thread (sync code nodes)."""

@@ -464,7 +464,7 @@ class RunState:
                 round(b.reserved_usd, 12),
                 b.reserved_tokens,
                 b.reserved_calls,
-            ],  # fmt: skip
+            ],
             "instances": {
                 k: [
                     i.status,
@@ -480,7 +480,7 @@ class RunState:
                     i.tokens,
                     i.model_calls,
                     {n: [c.requested, c.answer] for n, c in sorted(i.calls.items())},
-                ]  # fmt: skip
+                ]
                 for k, i in sorted(self.instances.items())
             },
             "gates": {

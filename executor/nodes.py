@@ -66,7 +66,8 @@ def _parse_output(ctx: NodeContext, response: ModelResponse, schema: dict[str, A
         return json.loads(response.content)
     except ValueError as exc:
         raise NodeError(
-            f"node {ctx.key!r}: the model's answer is not the JSON its output schema asks for: {exc}"
+            f"node {ctx.key!r}: the model's answer is not the JSON "
+            f"its output schema asks for: {exc}"
         ) from None
 
 

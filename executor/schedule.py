@@ -242,6 +242,11 @@ class Engine:
 
     # -- values -------------------------------------------------------------------------
 
+    def get_blob(self, digest: str) -> bytes:
+        """A blob, from the batch not yet committed or from the store."""
+        pending = self._pending.blobs.get(digest)
+        return pending if pending is not None else self.store.get_blob(digest)
+
     def value_of(self, key: str) -> Any:
         """The output of an instance (None if it was skipped or has none)."""
         if key in self._values:
@@ -249,7 +254,7 @@ class Engine:
         inst = self.state.instances.get(key)
         value = None
         if inst is not None and inst.output is not None:
-            value = unpack(inst.output, self.store.get_blob)
+            value = unpack(inst.output, self.get_blob)
         self._values[key] = value
         return value
 
@@ -261,7 +266,7 @@ class Engine:
         owner = scope.owner
         if owner is None:
             assert self.state.inputs is not None
-            value = unpack(self.state.inputs, self.store.get_blob)
+            value = unpack(self.state.inputs, self.get_blob)
         elif scope.item is None:  # a subgraph: its node's inputs are its run input
             value = self.resolve_inputs(owner)
         elif isinstance(scope.graph, SingleNode):
@@ -499,7 +504,9 @@ class Engine:
         while True:
             while fr.skippable or fr.composites_done:
                 while fr.skippable:
-                    self.emit(fr.skippable.popleft(), NodeSkipped(reason="no incoming edge was taken"))
+                    self.emit(
+                        fr.skippable.popleft(), NodeSkipped(reason="no incoming edge was taken")
+                    )
                 while fr.composites_done:
                     key = fr.composites_done.popleft()
                     try:

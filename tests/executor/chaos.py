@@ -12,13 +12,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
+import signal
+import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from executor.api import approve, load_graph, reject, result_of
+from executor.fold import RunState
 from kir import Edge, Graph, Node, ToolSpec
 from kir.schema import AgentConfig, CodeConfig, LlmConfig, MapConfig, RouterConfig, ToolConfig
-from substrate import CallKey, MockModel, MockReply, ModelRequest
+from substrate import CallKey, MockModel, MockReply, ModelRequest, SQLiteStore
+from substrate.events import GateOpened, ModelCalled, RunResumed, ToolRequested, ToolReturned
 
 FNS = "tests.executor.fns"
 
@@ -37,17 +45,34 @@ def build_graph() -> Graph:
             kind = (layer + lane) % 6
             src = prev[lane]
             if kind == 0:
-                node = Node(id=nid, config=LlmConfig(model="mock:m", prompt=f"{nid} {{v}}"), inputs={"v": src})
+                node = Node(
+                    id=nid,
+                    config=LlmConfig(model="mock:m", prompt=f"{nid} {{v}}"),
+                    inputs={"v": src},
+                )
             elif kind == 1:
                 node = Node(
                     id=nid,
-                    config=AgentConfig(model="mock:m", instructions=f"{nid}", tools=["lookup", "notify"], max_turns=4),
+                    config=AgentConfig(
+                        model="mock:m",
+                        instructions=f"{nid}",
+                        tools=["lookup", "notify"],
+                        max_turns=4,
+                    ),
                     inputs={"v": src},
                 )
             elif kind == 2:
-                node = Node(id=nid, config=ToolConfig(tool="lookup", args={"q": f"{nid}:{{v}}"}), inputs={"v": src})
+                node = Node(
+                    id=nid,
+                    config=ToolConfig(tool="lookup", args={"q": f"{nid}:{{v}}"}),
+                    inputs={"v": src},
+                )
             elif kind == 3:
-                node = Node(id=nid, config=ToolConfig(tool="notify", args={"msg": f"{nid}"}), inputs={"v": src})
+                node = Node(
+                    id=nid,
+                    config=ToolConfig(tool="notify", args={"msg": f"{nid}"}),
+                    inputs={"v": src},
+                )
             else:
                 node = Node(id=nid, config=CodeConfig(function=f"{FNS}:mix"), inputs={"v": src})
             nodes.append(node)
@@ -56,18 +81,34 @@ def build_graph() -> Graph:
         if layer == 8:
             # A router in lane 0 picks one of two branches; the other is skipped.
             nodes.append(
-                Node(id="route", config=RouterConfig(labels=["even", "odd"], condition="'even' if v % 2 == 0 else 'odd'"), inputs={"v": "seed"})
+                Node(
+                    id="route",
+                    config=RouterConfig(
+                        labels=["even", "odd"], condition="'even' if v % 2 == 0 else 'odd'"
+                    ),
+                    inputs={"v": "seed"},
+                )
             )
             edges.append(Edge("seed", "route"))
             for label in ("even", "odd"):
-                nodes.append(Node(id=f"br_{label}", config=CodeConfig(function=f"{FNS}:mix"), inputs={"v": "seed"}))
+                nodes.append(
+                    Node(
+                        id=f"br_{label}",
+                        config=CodeConfig(function=f"{FNS}:mix"),
+                        inputs={"v": "seed"},
+                    )
+                )
                 edges.append(Edge("route", f"br_{label}", when=label))
     nodes.append(
         Node(
             id="fan",
             config=MapConfig(
                 over="$input.items",
-                node=Node(id="each", config=LlmConfig(model="mock:m", prompt="item {i}"), inputs={"i": "$item"}),
+                node=Node(
+                    id="each",
+                    config=LlmConfig(model="mock:m", prompt="item {i}"),
+                    inputs={"i": "$item"},
+                ),
                 max_concurrency=6,
             ),
         )
@@ -131,8 +172,163 @@ def tools(side: Path) -> dict[str, Any]:
     return {"lookup": lookup, "notify": notify}
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _worker(db: Path, run_id: str, side: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.executor.chaos", str(db), run_id, str(side)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=120)
+    lines = out.strip().splitlines()
+    assert proc.returncode == 0, err[-3000:]
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def _settle_gates(db: Path, run_id: str, side: Path, gates: list[list[str]]) -> None:
+    """Answer unknown-outcome gates from the tool's own ledger, as an operator would."""
+    notified = _ledger(side)
+    with SQLiteStore(db) as store:
+        log = store.read(run_id)
+        for gate_id, reason in gates:
+            assert reason == "unknown-outcome", (gate_id, reason)
+            opened = next(
+                e for e in log if isinstance(e.data, GateOpened) and e.data.gate == gate_id
+            )
+            node = opened.node
+            call = int(gate_id.split("#")[1].split(".")[0])
+            req = next(
+                e.data
+                for e in log
+                if isinstance(e.data, ToolRequested) and e.node == node and e.data.call == call
+            )
+            if req.idempotency_key in notified:
+                reject(store, run_id, gate_id, by="chaos", answer=notified[req.idempotency_key])
+            else:
+                approve(store, run_id, gate_id, by="chaos")
+
+
+def _ledger(side: Path) -> dict[str, str]:
+    path = side / "notified"
+    if not path.exists():
+        return {}
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    keys = Counter(k for k, _ in entries)
+    assert max(keys.values(), default=0) <= 1, (
+        f"a non-idempotent tool ran twice: {keys.most_common(3)}"
+    )
+    return dict(entries)
+
+
+def _reference(tmp: Path) -> Any:
+    side = tmp / "ref"
+    side.mkdir()
+    db = tmp / "ref.db"
+    res = _finish(_worker(db, "ref", side))
+    assert res["status"] == "completed", res
+    with SQLiteStore(db) as store:
+        graph, log = load_graph(store, "ref")
+        state = RunState(graph, "ref").apply_all(log)
+        assert len(state.instances) >= 100
+        return result_of(state, store).output
+
+
+def run_chaos(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float = 0.5) -> dict[str, Any]:
+    """Kill workers ``kills`` times at random moments; check every run. Returns a report."""
+    kills_wanted = kills
+    rnd = random.Random(seed)
+    expected = _reference(tmp_path)
+    kills = 0
+    window_rebills = 0
+    runs = 0
+    while kills < kills_wanted:
+        runs += 1
+        run_id = f"chaos-{runs}"
+        side = tmp_path / run_id
+        side.mkdir()
+        db = tmp_path / f"{run_id}.db"
+        killed_here = 0
+        while True:
+            proc = _worker(db, run_id, side)
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+            # Kill at a random moment of the run (some kills land after it finished).
+            deadline = time.monotonic() + rnd.uniform(0.0, max_delay_s)
+            while time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.002)
+            if proc.poll() is None and kills < kills_wanted:
+                proc.send_signal(signal.SIGKILL)
+                proc.communicate(timeout=30)
+                kills += 1
+                killed_here += 1
+                continue
+            res = _finish(proc)
+            if res["status"] == "waiting":
+                _settle_gates(db, run_id, side, res["gates"])
+                continue
+            assert res["status"] == "completed", (seed, res)
+            break
+        with SQLiteStore(db) as store:
+            graph, log = load_graph(store, run_id)
+            state = RunState(graph, run_id).apply_all(log)
+            assert result_of(state, store).output == expected, f"seed {seed}"
+        window_rebills += _check_billing(log, side, killed_here, seed)
+        _check_ledger(log, side, seed)
+    assert kills >= kills_wanted
+    return {"seed": seed, "kills": kills, "runs": runs, "rebilled_in_window": window_rebills}
+
+
+def _check_billing(log: list[Any], side: Path, kills: int, seed: int) -> int:
+    recorded = Counter(f"{e.node}#{e.data.call}" for e in log if isinstance(e.data, ModelCalled))
+    billed = Counter((side / "billed").read_text().split())
+    assert max(recorded.values()) == 1, f"seed {seed}: a call recorded twice"
+    assert set(billed) == set(recorded), f"seed {seed}: billed calls differ from recorded ones"
+    rebilled = sum(n - 1 for n in billed.values())
+    assert rebilled <= kills, f"seed {seed}: {rebilled} re-billed calls for {kills} kills"
+    return rebilled
+
+
+def _check_ledger(log: list[Any], side: Path, seed: int) -> None:
+    """Every non-idempotent call interrupted by a death became an unknown-outcome gate."""
+    _ledger(side)  # at most once per key
+    returned = {(e.node, e.data.call) for e in log if isinstance(e.data, ToolReturned)}
+    outcome_gates = {
+        e.data.gate
+        for e in log
+        if isinstance(e.data, GateOpened) and e.data.reason == "unknown-outcome"
+    }
+    requested_at: dict[tuple[str | None, int], int] = {}
+    for e in log:
+        if isinstance(e.data, ToolRequested) and e.data.tool == "notify":
+            requested_at[(e.node, e.data.call)] = e.seq
+    resumes = [e.seq for e in log if isinstance(e.data, RunResumed)]
+    for (node, call), seq in requested_at.items():
+        ret_seq = next(
+            (
+                e.seq
+                for e in log
+                if isinstance(e.data, ToolReturned) and e.node == node and e.data.call == call
+            ),
+            None,
+        )
+        interrupted = any(seq < r and (ret_seq is None or r < ret_seq) for r in resumes)
+        gate = f"{node}#{call}.outcome"
+        assert (gate in outcome_gates) == interrupted, (seed, node, call)
+        assert (node, call) in returned or gate in outcome_gates, (seed, node, call)
+
+
 def main(db: str, run_id: str, side_dir: str) -> None:
-    from executor.api import arun, aresume
+    from executor.api import aresume, arun
     from executor.schedule import EngineOptions
     from substrate import SQLiteStore
 
@@ -141,10 +337,32 @@ def main(db: str, run_id: str, side_dir: str) -> None:
     options = EngineOptions(max_concurrency=8, poll_interval_s=5.0)
     print("ready", flush=True)
     if store.head(run_id).next_seq == 0:
-        res = asyncio.run(arun(build_graph(), INPUTS, store=store, model=model(side), tools=tools(side), run_id=run_id, seed="c" * 32, options=options))
+        res = asyncio.run(
+            arun(
+                build_graph(),
+                INPUTS,
+                store=store,
+                model=model(side),
+                tools=tools(side),
+                run_id=run_id,
+                seed="c" * 32,
+                options=options,
+            )
+        )
     else:
-        res = asyncio.run(aresume(run_id, store=store, model=model(side), tools=tools(side), options=options))
-    print(json.dumps({"status": res.status, "gates": [[g.id, g.reason] for g in res.gates], "error": res.error}), flush=True)
+        res = asyncio.run(
+            aresume(run_id, store=store, model=model(side), tools=tools(side), options=options)
+        )
+    print(
+        json.dumps(
+            {
+                "status": res.status,
+                "gates": [[g.id, g.reason] for g in res.gates],
+                "error": res.error,
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -72,11 +72,7 @@ def mix(**kw: Any) -> int:
             continue
         if isinstance(v, int):
             total += v
-        elif isinstance(v, str):
-            total += len(v)
-        elif isinstance(v, list):
-            total += len(v)
-        elif isinstance(v, dict):
+        elif isinstance(v, (str, list, dict)):
             total += len(v)
     return total % 1000
 

@@ -9,7 +9,12 @@ from kir.schema import CodeConfig
 
 
 def code(node_id: str, fn: str, inputs: dict[str, str] | None = None, **kw: Any) -> Node:
-    return Node(id=node_id, config=CodeConfig(function=f"tests.executor.fns:{fn}"), inputs=inputs or {}, **kw)
+    return Node(
+        id=node_id,
+        config=CodeConfig(function=f"tests.executor.fns:{fn}"),
+        inputs=inputs or {},
+        **kw,
+    )
 
 
 def chain(n: int, fn: str = "inc") -> Graph:

@@ -74,8 +74,18 @@ def main(cmd: str, db: str, run_id: str, side_dir: str) -> None:
     store = SQLiteStore(db)
     side = Path(side_dir)
     if cmd == "start":
-        res = run(graph(), {"goal": "web at 3 replicas"}, store=store, model=model(), tools=tools(side), run_id=run_id)
-        out: dict[str, Any] = {"status": res.status, "gates": [[g.id, g.tool, g.args] for g in res.gates]}
+        res = run(
+            graph(),
+            {"goal": "web at 3 replicas"},
+            store=store,
+            model=model(),
+            tools=tools(side),
+            run_id=run_id,
+        )
+        out: dict[str, Any] = {
+            "status": res.status,
+            "gates": [[g.id, g.tool, g.args] for g in res.gates],
+        }
     elif cmd in ("approve", "approve-other"):
         gate = os.environ["GATE"]
         args = MANIFEST if cmd == "approve" else {**MANIFEST, "replicas": 30}
@@ -85,7 +95,9 @@ def main(cmd: str, db: str, run_id: str, side_dir: str) -> None:
         except GateError as exc:
             out = {"approved": False, "error": str(exc)}
     else:
-        res = resume(run_id, store=store, model=MockModel(["web scaled to 3 replicas"]), tools=tools(side))
+        res = resume(
+            run_id, store=store, model=MockModel(["web scaled to 3 replicas"]), tools=tools(side)
+        )
         out = {"status": res.status, "output": res.output}
     print(json.dumps(out), flush=True)
 

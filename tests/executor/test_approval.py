@@ -45,7 +45,9 @@ def test_three_processes_start_approve_resume(tmp_path: Path) -> None:
     assert not applied.exists()  # waiting before any side effect
     with SQLiteStore(db) as store:
         log = store.read("ops-run")
-    assert not any(isinstance(e.data, ToolRequested) and e.data.tool == "apply_manifest" for e in log)
+    assert not any(
+        isinstance(e.data, ToolRequested) and e.data.tool == "apply_manifest" for e in log
+    )
 
     other = step("approve-other", db, side, gate)
     assert other["approved"] is False

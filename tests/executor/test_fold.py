@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.api import arun
 from executor.errors import FoldError
 from executor.fold import RunState
 from executor.frontier import frontier_from_scratch
@@ -24,9 +23,11 @@ from tests.executor.randgraph import graphs
 
 def _jittered_model(seed: int) -> MockModel:
     def latency(key: CallKey) -> float:
-        return ((hash((seed, key.node, key.index)) % 7) * 0.0003)
+        return (hash((seed, key.node, key.index)) % 7) * 0.0003
 
-    return MockModel(lambda req, key: f"{key.node}:{len(req.messages[-1].content)}", latency=latency)
+    return MockModel(
+        lambda req, key: f"{key.node}:{len(req.messages[-1].content)}", latency=latency
+    )
 
 
 async def _echo(v: Any) -> Any:

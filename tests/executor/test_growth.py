@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -85,7 +85,7 @@ class Work:
 
 
 @pytest.fixture
-def engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
+def engines(monkeypatch: pytest.MonkeyPatch) -> list[Engine]:
     """Every engine ``arun`` builds, so the test can read its live state and stats."""
     made: list[Engine] = []
 
@@ -95,7 +95,7 @@ def engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
             made.append(self)
 
     monkeypatch.setattr(api, "Engine", Recording)
-    yield made
+    return made
 
 
 def _work(graph: CompiledGraph, store: EventStore, engines: list[Engine], run_id: str) -> Work:
@@ -154,9 +154,7 @@ def test_memory_chain_work_per_node_does_not_grow(engines: list[Engine]) -> None
     _assert_chain_costs(per_node)
 
 
-def test_sqlite_chain_work_per_node_does_not_grow(
-    engines: list[Engine], tmp_path: Path
-) -> None:
+def test_sqlite_chain_work_per_node_does_not_grow(engines: list[Engine], tmp_path: Path) -> None:
     stores: list[SQLiteStore] = []
 
     def new_store(n: int) -> EventStore:

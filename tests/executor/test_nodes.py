@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from executor.api import Budget, approve, arun, aresume, reject, resume, run, signal
+from executor.api import Budget, approve, reject, resume, run, signal
 from executor.schedule import EngineOptions
 from kir import Edge, Graph, Node, ToolSpec
 from kir.schema import (
@@ -22,7 +22,7 @@ from kir.schema import (
     WaitConfig,
 )
 from substrate import MockModel, MockReply, SQLiteStore, StepClock
-from substrate.events import ModelCalled, NodeCompleted, NodeStarted, ToolRequested
+from substrate.events import ModelCalled, NodeStarted, ToolRequested
 from tests.executor.helpers import chain, code
 
 
@@ -162,7 +162,10 @@ def test_map_returns_results_in_index_order_whatever_the_completion_order(
         output="m",
     )
     # Later items answer first: completion order is the reverse of index order.
-    model = MockModel(lambda req, key: f"r{req.messages[-1].content}", latency=lambda k: 0.002 * (10 - int(k.node.split("[")[1].split("]")[0])))
+    model = MockModel(
+        lambda req, key: f"r{req.messages[-1].content}",
+        latency=lambda k: 0.002 * (10 - int(k.node.split("[")[1].split("]")[0])),
+    )
     res = run(g, {"items": items}, store=store, model=model)
     assert res.output == [f"r{i}" for i in items]
     completed = [e.node for e in store.read(res.run_id) if e.kind == "node.completed"]
@@ -195,7 +198,12 @@ def test_map_respects_max_concurrency(store: SQLiteStore) -> None:
 
 def test_empty_map(store: SQLiteStore) -> None:
     g = Graph(
-        nodes=[Node(id="m", config=MapConfig(over="$input.items", node=code("d", "double", {"x": "$item"})))],
+        nodes=[
+            Node(
+                id="m",
+                config=MapConfig(over="$input.items", node=code("d", "double", {"x": "$item"})),
+            )
+        ],
         output="m",
     )
     assert run(g, {"items": []}, store=store).output == []
@@ -203,7 +211,12 @@ def test_empty_map(store: SQLiteStore) -> None:
 
 def test_map_over_a_non_list_fails_with_a_clear_error(store: SQLiteStore) -> None:
     g = Graph(
-        nodes=[Node(id="m", config=MapConfig(over="$input.items", node=code("d", "double", {"x": "$item"})))],
+        nodes=[
+            Node(
+                id="m",
+                config=MapConfig(over="$input.items", node=code("d", "double", {"x": "$item"})),
+            )
+        ],
         output="m",
     )
     res = run(g, {"items": 5}, store=store)
@@ -262,7 +275,13 @@ def test_tool_node_and_idempotency_key(store: SQLiteStore) -> None:
         return f"charged {amount}"
 
     g = Graph(
-        nodes=[Node(id="pay", config=ToolConfig(tool="charge", args={"amount": "{a}"}), inputs={"a": "$input.a"})],
+        nodes=[
+            Node(
+                id="pay",
+                config=ToolConfig(tool="charge", args={"amount": "{a}"}),
+                inputs={"a": "$input.a"},
+            )
+        ],
         tools=[ToolSpec(name="charge")],
         output="pay",
     )
@@ -317,19 +336,47 @@ def _agent_script() -> list[MockReply | str]:
 
 def test_agent_loop_journals_every_model_and_tool_call(store: SQLiteStore) -> None:
     applied: list[dict[str, Any]] = []
-    tools = {"get_state": lambda: {"replicas": 1}, "apply_manifest": lambda replicas: applied.append({"replicas": replicas}) or "ok"}
-    res = run(_agent_graph(), {"goal": "3 replicas"}, store=store, model=MockModel(_agent_script()), tools=tools)
+    tools = {
+        "get_state": lambda: {"replicas": 1},
+        "apply_manifest": lambda replicas: applied.append({"replicas": replicas}) or "ok",
+    }
+    res = run(
+        _agent_graph(),
+        {"goal": "3 replicas"},
+        store=store,
+        model=MockModel(_agent_script()),
+        tools=tools,
+    )
     assert res.status == "completed"
     assert res.output == "scaled to 3"
     assert applied == [{"replicas": 3}]
-    calls = [(e.kind, getattr(e.data, "call", None)) for e in store.read(res.run_id) if e.kind in ("model.called", "tool.returned")]
-    assert calls == [("model.called", 0), ("tool.returned", 1), ("model.called", 2), ("tool.returned", 3), ("model.called", 4)]
+    calls = [
+        (e.kind, getattr(e.data, "call", None))
+        for e in store.read(res.run_id)
+        if e.kind in ("model.called", "tool.returned")
+    ]
+    assert calls == [
+        ("model.called", 0),
+        ("tool.returned", 1),
+        ("model.called", 2),
+        ("tool.returned", 3),
+        ("model.called", 4),
+    ]
 
 
 def test_agent_gated_tool_waits_then_runs_once_approved(store: SQLiteStore) -> None:
     applied: list[int] = []
-    tools = {"get_state": lambda: {"replicas": 1}, "apply_manifest": lambda replicas: applied.append(replicas) or "ok"}
-    first = run(_agent_graph(approval=True), {"goal": "3"}, store=store, model=MockModel(_agent_script()), tools=tools)
+    tools = {
+        "get_state": lambda: {"replicas": 1},
+        "apply_manifest": lambda replicas: applied.append(replicas) or "ok",
+    }
+    first = run(
+        _agent_graph(approval=True),
+        {"goal": "3"},
+        store=store,
+        model=MockModel(_agent_script()),
+        tools=tools,
+    )
     assert first.status == "waiting"
     assert applied == []
     (gate,) = first.gates
@@ -344,7 +391,13 @@ def test_agent_rejected_tool_call_goes_back_to_the_agent(store: SQLiteStore) -> 
     applied: list[int] = []
     tools = {"get_state": lambda: {}, "apply_manifest": lambda replicas: applied.append(replicas)}
     script = _agent_script()
-    first = run(_agent_graph(approval=True), {"goal": "3"}, store=store, model=MockModel(script), tools=tools)
+    first = run(
+        _agent_graph(approval=True),
+        {"goal": "3"},
+        store=store,
+        model=MockModel(script),
+        tools=tools,
+    )
     reject(store, first.run_id, first.gates[0].id, by="bob", note="not today")
     seen: list[str] = []
 
@@ -399,7 +452,7 @@ def test_long_backoff_leaves_the_run_waiting(store: SQLiteStore) -> None:
     assert res.waiting_on == ["backoff"]
 
 
-def test_timeout_fails_the_attempt(store: SQLiteStore) -> None:
+def test_a_wait_for_a_signal_suspends_rather_than_timing_out(store: SQLiteStore) -> None:
     g = Graph(nodes=[Node(id="w", config=WaitConfig(signal="never"), timeout_s=0.05)])
     res = run(g, store=store, options=EngineOptions(poll_interval_s=0.01))
     # A wait for a signal suspends rather than blocks, so the timeout does not fire:
@@ -415,7 +468,9 @@ def test_durable_timer_waits_without_a_process(store: SQLiteStore) -> None:
     assert first.waiting_on == ["timer:w"]
     early = resume(first.run_id, store=store, clock=StepClock(start=2_000_000, step=1))
     assert early.status == "waiting"
-    done = resume(first.run_id, store=store, clock=StepClock(start=1_000_000 + 3_600_000_001, step=1))
+    done = resume(
+        first.run_id, store=store, clock=StepClock(start=1_000_000 + 3_600_000_001, step=1)
+    )
     assert done.status == "completed"
     assert done.output["fired"] >= done.output["started"] + 3_600_000_000
 
@@ -469,4 +524,40 @@ def test_budget_fail_mode_fails_the_run_without_the_call(store: SQLiteStore) -> 
     res = run(g, store=store, model=model, budget=Budget(usd=0.5, on_exceed="fail"))
     assert res.status == "failed"
     assert model.calls == 0
-    assert res.error is not None and res.error.startswith("BudgetStop:")
+    assert res.error is not None
+    assert res.error.startswith("BudgetStop:")
+
+
+def test_timeout_fails_an_attempt_and_retries(store: SQLiteStore) -> None:
+    g = Graph(
+        nodes=[
+            code("s", "slow", timeout_s=0.05, retry=RetryPolicy(max_attempts=2, initial_delay_s=0))
+        ]
+    )
+    res = run(g, store=store)
+    assert res.status == "failed"
+    failed = [e.data for e in store.read(res.run_id) if e.kind == "node.failed"]
+    assert [f.error.type for f in failed] == ["NodeError", "NodeError"]  # type: ignore[attr-defined]
+    assert "timed out after 0.05s (attempt 2)" in failed[-1].error.message  # type: ignore[attr-defined]
+
+
+def test_large_values_read_back_before_their_commit(store: SQLiteStore) -> None:
+    # Inputs, outputs and the run output above the 4 KiB blob threshold, each read in
+    # the same step it was produced (before its blob was committed).
+    big = ["x" * 100] * 60
+    g = Graph(
+        nodes=[
+            Node(
+                id="m",
+                config=MapConfig(
+                    over="$input.items", node=code("d", "length", {"items": "$input.items"})
+                ),
+            ),
+            code("again", "join", {"m": "m", "items": "$input.items"}),
+        ],
+        edges=[Edge("m", "again")],
+        output="again",
+    )
+    res = run(g, {"items": big}, store=store)
+    assert res.status == "completed", res.error
+    assert res.output == {"m": [60] * 60, "items": big}

@@ -34,12 +34,12 @@ def test_resume_does_not_rerun_completed_nodes(store: SQLiteStore) -> None:
     g = chain(10, fn="counted")
     with pytest.raises(fns.Crash):
         run(g, {"x": 0}, store=store, run_id="r1")
-    assert fns.CALLS == {str(i): 1 for i in range(6)}
+    assert {str(i): 1 for i in range(6)} == fns.CALLS
     res = resume("r1", store=store)
     assert res.status == "completed"
     assert res.output == 10
     # Nodes 0..4 ran once; node 5 ran twice (its first attempt died), the rest once.
-    assert fns.CALLS == {**{str(i): 1 for i in range(10)}, "5": 2}
+    assert {**{str(i): 1 for i in range(10)}, "5": 2} == fns.CALLS
     assert sum(isinstance(e.data, RunResumed) for e in store.read("r1")) == 1
 
 
@@ -60,12 +60,16 @@ class DyingModel(MockModel):
 
 
 def _llm_chain(n: int) -> Graph:
-    nodes = [Node(id="s0", config=LlmConfig(model="mock:m", prompt="{x}"), inputs={"x": "$input.x"})]
+    nodes = [
+        Node(id="s0", config=LlmConfig(model="mock:m", prompt="{x}"), inputs={"x": "$input.x"})
+    ]
     nodes += [
         Node(id=f"s{i}", config=LlmConfig(model="mock:m", prompt="{x}"), inputs={"x": f"s{i - 1}"})
         for i in range(1, n)
     ]
-    return Graph(nodes=nodes, edges=[Edge(f"s{i - 1}", f"s{i}") for i in range(1, n)], output=f"s{n - 1}")
+    return Graph(
+        nodes=nodes, edges=[Edge(f"s{i - 1}", f"s{i}") for i in range(1, n)], output=f"s{n - 1}"
+    )
 
 
 def test_a_completed_model_call_is_never_billed_twice(store: SQLiteStore) -> None:

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks (not timed tests); ``bench.fns`` holds their code-node callables."""
