@@ -20,9 +20,10 @@ from executor.errors import ExecutorError, GateError, RunNotFound
 from executor.fold import RunState, RunStatus
 from executor.schedule import Engine, EngineOptions, EngineStats
 from kir.compile import CompiledGraph, compile_graph
-from kir.schema import Graph
+from kir.schema import Graph, parse_graph
 from substrate.blobs import pack, unpack
-from substrate.codec import encode, hash_value
+from substrate.codec import decode, digest, hash_value
+from substrate.gcpause import gc_paused
 from substrate.errors import ConcurrentAppend
 from substrate.events import (
     BudgetRaised,
@@ -55,6 +56,7 @@ __all__ = [
     "cancel",
     "raise_budget",
     "load_graph",
+    "fold_log",
     "result_of",
 ]
 
@@ -178,7 +180,7 @@ async def arun(
     run_id = run_id or f"run-{seed[:16]}"
     if store.head(run_id).next_seq:
         raise ExecutorError(f"run {run_id!r} already exists in the store")
-    store.put_graph(compiled.graph_hash, encode(compiled.graph.to_data()))
+    store.put_graph(compiled.graph_hash, compiled.canonical)
     state = RunState(compiled, run_id)
     engine = Engine(
         store,
@@ -200,21 +202,47 @@ def run(graph: Graph | CompiledGraph, inputs: Any = None, **kwargs: Any) -> RunR
     return asyncio.run(arun(graph, inputs, **kwargs))
 
 
+_COMPILED: dict[str, CompiledGraph] = {}
+_COMPILED_MAX = 64
+
+
+def _graph_by_hash(store: EventStore, graph_hash: str, run_id: str) -> CompiledGraph:
+    compiled = _COMPILED.get(graph_hash)
+    if compiled is None:
+        body = store.get_graph(graph_hash)
+        if digest(body) != graph_hash:
+            raise ExecutorError(
+                f"run {run_id!r}: the stored graph does not hash to the recorded "
+                f"{graph_hash[:12]} (the store is damaged)"
+            )
+        compiled = compile_graph(parse_graph(decode(body)))
+        if compiled.graph_hash != graph_hash:
+            raise ExecutorError(
+                f"run {run_id!r}: the stored graph compiles to {compiled.graph_hash[:12]}, "
+                f"not the recorded {graph_hash[:12]} (written by another KIR version?)"
+            )
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[graph_hash] = compiled
+    return compiled
+
+
 def load_graph(store: EventStore, run_id: str) -> tuple[CompiledGraph, list[Event]]:
     """The compiled graph a run was started with, and the run's log."""
-    log = store.read(run_id)
+    with gc_paused():
+        log = store.read(run_id)
     if not log:
         raise RunNotFound(run_id)
     first = log[0].data
     if not isinstance(first, RunStarted):
         raise ExecutorError(f"run {run_id!r} does not begin with run.started")
-    graph = compile_graph(Graph.from_json(store.get_graph(first.graph_hash)))
-    if graph.graph_hash != first.graph_hash:
-        raise ExecutorError(
-            f"run {run_id!r}: the stored graph compiles to {graph.graph_hash[:12]}, "
-            f"not the recorded {first.graph_hash[:12]}"
-        )
-    return graph, log
+    return _graph_by_hash(store, first.graph_hash, run_id), log
+
+
+def fold_log(graph: CompiledGraph, run_id: str, log: list[Event]) -> RunState:
+    """The state of a run, folded from its log."""
+    with gc_paused():
+        return RunState(graph, run_id).apply_all(log)
 
 
 async def aresume(
@@ -228,7 +256,7 @@ async def aresume(
 ) -> RunResult:
     """Take a run over (after a crash, or once what it waited on arrived) and drive it."""
     graph, log = load_graph(store, run_id)
-    state = RunState(graph, run_id).apply_all(log)
+    state = fold_log(graph, run_id, log)
     if state.terminal:
         return result_of(state, store)
     engine = Engine(

@@ -60,38 +60,28 @@ class GraphView(Protocol):
     def tools(self) -> Mapping[str, ToolSpec]: ...
 
 
-@dataclass(frozen=True, eq=False)
 class SingleNode:
-    """A one-node graph: the body of a ``map`` whose body is an inline node."""
+    """A one-node graph: the body of a ``map`` whose body is an inline node.
 
-    node: Node
-    #: The embedding graph's subgraphs and tools, which the inline node may use.
-    subgraphs: Mapping[str, Any]
-    tools: Mapping[str, ToolSpec]
+    Its mappings are built once: every item of the map shares the same instance.
+    """
 
-    @property
-    def order(self) -> tuple[str, ...]:
-        return (self.node.id,)
+    __slots__ = ("node", "subgraphs", "tools", "order", "index", "nodes", "predecessors",
+                 "successors", "out_edges")  # fmt: skip
 
-    @property
-    def index(self) -> Mapping[str, int]:
-        return {self.node.id: 0}
-
-    @property
-    def nodes(self) -> Mapping[str, Node]:
-        return {self.node.id: self.node}
-
-    @property
-    def predecessors(self) -> Mapping[str, tuple[str, ...]]:
-        return {self.node.id: ()}
-
-    @property
-    def successors(self) -> Mapping[str, tuple[str, ...]]:
-        return {self.node.id: ()}
-
-    @property
-    def out_edges(self) -> Mapping[str, tuple[Edge, ...]]:
-        return {self.node.id: ()}
+    def __init__(
+        self, node: Node, subgraphs: Mapping[str, Any], tools: Mapping[str, ToolSpec]
+    ) -> None:
+        self.node = node
+        #: The embedding graph's subgraphs and tools, which the inline node may use.
+        self.subgraphs = subgraphs
+        self.tools = tools
+        self.order: tuple[str, ...] = (node.id,)
+        self.index: Mapping[str, int] = {node.id: 0}
+        self.nodes: Mapping[str, Node] = {node.id: node}
+        self.predecessors: Mapping[str, tuple[str, ...]] = {node.id: ()}
+        self.successors: Mapping[str, tuple[str, ...]] = {node.id: ()}
+        self.out_edges: Mapping[str, tuple[Edge, ...]] = {node.id: ()}
 
 
 def item_prefix(parent_key: str, index: int) -> str:
@@ -99,7 +89,7 @@ def item_prefix(parent_key: str, index: int) -> str:
     return f"{parent_key}[{index}]/"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Scope:
     """One running copy of a graph."""
 
@@ -118,7 +108,7 @@ class Scope:
     remaining: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class MapFanout:
     """Progress of one map instance: items are opened up to ``limit`` at a time."""
 
@@ -141,7 +131,11 @@ class Frontier:
         self.where: dict[str, tuple[str, str]] = {}
         self.order_keys: dict[str, tuple[int, ...]] = {}
         self.fanouts: dict[str, MapFanout] = {}
+        # Ready instances, as a heap once something is taken from it. While a log is only
+        # being folded (on resume) nothing is taken, so entries are just appended and the
+        # heap is built on the first pop from the entries still ready.
         self._ready: list[tuple[tuple[int, ...], str]] = []
+        self._heaped = False
         #: Instances all of whose incoming edges were untaken: to be skipped.
         self.skippable: deque[str] = deque()
         #: Composite instances whose child scopes are all done.
@@ -213,7 +207,10 @@ class Frontier:
         self.where[key] = (scope.prefix, node_id)
         self.order_keys[key] = okey
         self.status[key] = "ready"
-        heapq.heappush(self._ready, (okey, key))
+        if self._heaped:
+            heapq.heappush(self._ready, (okey, key))
+        else:
+            self._ready.append((okey, key))
 
     def _make_skippable(self, scope: Scope, node_id: str) -> None:
         key = scope.prefix + node_id
@@ -261,6 +258,11 @@ class Frontier:
 
     def pop_ready(self) -> str | None:
         """The next ready instance in order, removed from the ready set."""
+        if not self._heaped:
+            status = self.status
+            self._ready = [e for e in self._ready if status.get(e[1]) == "ready"]
+            heapq.heapify(self._ready)
+            self._heaped = True
         heap = self._ready
         while heap:
             _, key = heapq.heappop(heap)

@@ -158,13 +158,18 @@ async def run_tool(ctx: NodeContext) -> NodeResult:
     return NodeResult(result.value)
 
 
-_CALLABLES: dict[str, Callable[..., Any]] = {}
+_CALLABLES: dict[str, tuple[Callable[..., Any], frozenset[str], bool]] = {}
 
 
 def load_callable(ref: str) -> Callable[..., Any]:
     """Import ``package.module:function`` (cached)."""
-    fn = _CALLABLES.get(ref)
-    if fn is None:
+    return _load(ref)[0]
+
+
+def _load(ref: str) -> tuple[Callable[..., Any], frozenset[str], bool]:
+    """The callable, its parameter names, and whether it is a coroutine function."""
+    found = _CALLABLES.get(ref)
+    if found is None:
         module_name, _, attr = ref.partition(":")
         try:
             obj: Any = importlib.import_module(module_name)
@@ -174,21 +179,24 @@ def load_callable(ref: str) -> Callable[..., Any]:
             raise NodeError(f"cannot load code callable {ref!r}: {exc}") from None
         if not callable(obj):
             raise NodeError(f"code callable {ref!r} is a {type(obj).__name__}, not a function")
-        fn = _CALLABLES[ref] = obj
-    return fn
+        try:
+            params = frozenset(inspect.signature(obj).parameters)
+        except (TypeError, ValueError):  # some builtins have no signature
+            params = frozenset()
+        found = _CALLABLES[ref] = (obj, params, inspect.iscoroutinefunction(obj))
+    return found
 
 
 async def run_code(ctx: NodeContext) -> NodeResult:
     c = ctx.node.config
     assert isinstance(c, CodeConfig)
-    fn = load_callable(c.function)
-    params = inspect.signature(fn).parameters
+    fn, params, is_async = _load(c.function)
     kwargs = dict(ctx.inputs)
     if "ctx" in params:
         kwargs["ctx"] = ctx
     if "params" in params:
         kwargs["params"] = c.params
-    if inspect.iscoroutinefunction(fn):
+    if is_async:
         value = await fn(**kwargs)
     else:
         value = await asyncio.to_thread(fn, **kwargs)

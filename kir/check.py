@@ -35,7 +35,7 @@ from typing import Any
 
 import networkx as nx  # type: ignore[import-untyped,unused-ignore]
 
-from kir._gc import gc_paused
+from substrate.gcpause import gc_paused
 from kir._translate import describe, json_path, sort_errors
 from kir.binding import Binding, parse_binding
 from kir.errors import (

@@ -23,7 +23,7 @@ from itertools import pairwise
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
 
-from kir._gc import gc_paused
+from substrate.gcpause import gc_paused
 from kir.binding import Binding, parse_binding
 from kir.check import check_graph
 from kir.errors import GraphInvalid
@@ -37,7 +37,7 @@ from kir.schema import (
     SubgraphConfig,
     ToolSpec,
 )
-from substrate.codec import hash_value
+from substrate.codec import digest, encode
 
 __all__ = [
     "Pass",
@@ -197,6 +197,7 @@ class CompiledGraph:
     Attributes:
         graph: the normalized graph.
         graph_hash: BLAKE2b-256 hex of the normalized graph's canonical bytes.
+        canonical: those bytes (:meth:`Graph.canonical_data` through the one encoder).
         order: node ids in canonical topological order (ties broken by id).
         index: node id -> position in ``order``.
         nodes: node id -> node, in ``order``.
@@ -212,6 +213,8 @@ class CompiledGraph:
 
     graph: Graph
     graph_hash: str
+    #: The canonical bytes ``graph_hash`` is the hash of (what a store keeps).
+    canonical: bytes
     order: tuple[str, ...]
     index: Mapping[str, int]
     nodes: Mapping[str, Node]
@@ -317,9 +320,11 @@ def _freeze(
             if ref not in refs:
                 refs[ref] = _compiled(subs[ref], cache)
 
+    canonical = encode(g.canonical_data())
     return CompiledGraph(
         graph=g,
-        graph_hash=hash_value(g.canonical_data()),
+        graph_hash=digest(canonical),
+        canonical=canonical,
         order=tuple(order),
         index=MappingProxyType(index),
         nodes=MappingProxyType({k: by_id[k] for k in order}),

@@ -28,8 +28,8 @@ from typing import Any, ClassVar, Final, Literal
 
 import msgspec
 
-from substrate.codec import ENCODER_NAME, ENCODER_VERSION, HASH_NAME, decode, digest, encode
-from substrate.errors import ChainBroken, DecodeError, LogCorrupt, UnknownEventKind
+from substrate.codec import ENCODER_NAME, ENCODER_VERSION, HASH_NAME, digest, encode
+from substrate.errors import ChainBroken, LogCorrupt, UnknownEventKind
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -441,6 +441,10 @@ def event_bytes(event: Event) -> bytes:
     return encode(event)
 
 
+_RAW_DECODER: Final = msgspec.json.Decoder(_RawEvent)
+_DATA_DECODERS: Final = {kind: msgspec.json.Decoder(t) for kind, t in EVENT_TYPES.items()}
+
+
 def decode_event(body: bytes | memoryview, *, run_id: str = "?", seq: int | None = None) -> Event:
     """Decode one stored event; errors name the run and the seq.
 
@@ -448,19 +452,18 @@ def decode_event(body: bytes | memoryview, *, run_id: str = "?", seq: int | None
         UnknownEventKind: the kind is not one this version knows.
         LogCorrupt: the bytes are not a well-formed event.
     """
-    at_seq = -1 if seq is None else seq
     try:
-        raw = decode(body, _RawEvent)
-    except DecodeError as exc:
-        raise LogCorrupt(run_id, at_seq, f"not a valid event ({exc})") from None
+        raw = _RAW_DECODER.decode(body)
+    except msgspec.DecodeError as exc:
+        raise LogCorrupt(run_id, -1 if seq is None else seq, f"not a valid event ({exc})") from None
     if seq is not None and raw.seq != seq:
         raise LogCorrupt(run_id, seq, f"event claims seq {raw.seq}")
-    data_type = EVENT_TYPES.get(raw.kind)
-    if data_type is None:
+    decoder = _DATA_DECODERS.get(raw.kind)
+    if decoder is None:
         raise UnknownEventKind(run_id, raw.seq, raw.kind)
     try:
-        data = decode(raw.data, data_type)
-    except DecodeError as exc:
+        data = decoder.decode(raw.data)
+    except msgspec.DecodeError as exc:
         raise LogCorrupt(run_id, raw.seq, f"bad {raw.kind!r} data ({exc})") from None
     return Event(raw.seq, raw.at, raw.kind, raw.node, data, raw.prev)
 

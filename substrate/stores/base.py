@@ -189,6 +189,7 @@ def rows_to_events(
             chain is broken, or the bytes are not an event of a known kind.
     """
     events: list[Event] = []
+    append = events.append
     expected = from_seq
     for seq, body, stored_hash in rows:
         if seq != expected:
@@ -198,7 +199,7 @@ def rows_to_events(
         ev = decode_event(body, run_id=run_id, seq=seq)
         if ev.prev != prev:
             raise LogCorrupt(run_id, seq, "prev is not the hash of the event before")
-        events.append(ev)
+        append(ev)
         prev = stored_hash
         expected += 1
     return events

@@ -85,3 +85,7 @@ async def slow(x: Any = None, seconds: float = 2.0) -> Any:
 async def short(x: Any = None) -> Any:
     await asyncio.sleep(0.05)
     return x
+
+
+async def ainc(x: int) -> int:
+    return x + 1

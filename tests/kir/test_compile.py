@@ -156,7 +156,7 @@ def test_gc_pause_is_safe_across_threads() -> None:
     import gc
     import threading
 
-    from kir._gc import gc_paused
+    from substrate.gcpause import gc_paused
 
     assert gc.isenabled()
     inside = threading.Event()
