@@ -23,7 +23,6 @@ from kir.compile import CompiledGraph, compile_graph
 from kir.schema import Graph, parse_graph
 from substrate.blobs import pack, unpack
 from substrate.codec import decode, digest, hash_value
-from substrate.gcpause import gc_paused
 from substrate.errors import ConcurrentAppend
 from substrate.events import (
     BudgetRaised,
@@ -36,6 +35,7 @@ from substrate.events import (
     SignalReceived,
     seal,
 )
+from substrate.gcpause import gc_paused
 from substrate.live import PythonTools, SystemClock, new_seed
 from substrate.mock import MockModel
 from substrate.ports import Clock, ModelPort, ToolPort

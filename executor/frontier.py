@@ -66,8 +66,17 @@ class SingleNode:
     Its mappings are built once: every item of the map shares the same instance.
     """
 
-    __slots__ = ("node", "subgraphs", "tools", "order", "index", "nodes", "predecessors",
-                 "successors", "out_edges")  # fmt: skip
+    __slots__ = (
+        "index",
+        "node",
+        "nodes",
+        "order",
+        "out_edges",
+        "predecessors",
+        "subgraphs",
+        "successors",
+        "tools",
+    )  # fmt: skip
 
     def __init__(
         self, node: Node, subgraphs: Mapping[str, Any], tools: Mapping[str, ToolSpec]

@@ -35,7 +35,6 @@ from typing import Any
 
 import networkx as nx  # type: ignore[import-untyped,unused-ignore]
 
-from substrate.gcpause import gc_paused
 from kir._translate import describe, json_path, sort_errors
 from kir.binding import Binding, parse_binding
 from kir.errors import (
@@ -70,6 +69,7 @@ from kir.schema import (
     ToolSpec,
 )
 from kir.template import parse_template, template_names
+from substrate.gcpause import gc_paused
 
 __all__ = ["check_graph"]
 

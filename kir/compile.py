@@ -23,7 +23,6 @@ from itertools import pairwise
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol
 
-from substrate.gcpause import gc_paused
 from kir.binding import Binding, parse_binding
 from kir.check import check_graph
 from kir.errors import GraphInvalid
@@ -38,6 +37,7 @@ from kir.schema import (
     ToolSpec,
 )
 from substrate.codec import digest, encode
+from substrate.gcpause import gc_paused
 
 __all__ = [
     "Pass",

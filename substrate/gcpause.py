@@ -1,4 +1,4 @@
-"""Pausing the cyclic garbage collector around bulk work: compiling large graphs, folding long logs."""
+"""Pausing the cyclic garbage collector around bulk work: compiling graphs, folding logs."""
 
 from __future__ import annotations
 
