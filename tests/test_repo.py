@@ -36,3 +36,34 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert awk, ".ci/run no longer extracts the test command from README.md"
     out = subprocess.run(["bash", "-c", awk.group(1)], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == expected
+
+
+def test_readme_python_example_runs(tmp_path: Path, monkeypatch: object) -> None:
+    import os
+
+    readme = (ROOT / "README.md").read_text()
+    match = re.search(r"## Running a graph from Python\n\n```python\n(.*?)```", readme, re.S)
+    assert match, "the README lost its Python example"
+    lines = match.group(1).splitlines()
+    # Capture the two bare expressions the example shows.
+    lines[
+        lines.index(
+            'first.status, first.gates      # "waiting": nothing ran; the gate shows the exact tool and args'
+        )
+    ] = "shown = (first.status, first.gates)"
+    code = (
+        "\n".join(lines)
+        .replace("resume(first.run_id", "final = resume(first.run_id")
+        .replace('"applied"}).output   # "done"', '"applied"})')
+    )
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        env: dict[str, object] = {}
+        exec(compile(code, "README.md", "exec"), env)
+    finally:
+        os.chdir(cwd)
+    status, gates = env["shown"]  # type: ignore[misc]
+    assert status == "waiting"
+    assert gates[0].args == {"replicas": 3}
+    assert env["final"].output == "done"  # type: ignore[attr-defined]
