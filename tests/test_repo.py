@@ -38,7 +38,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert out.stdout.strip() == expected
 
 
-def test_readme_python_example_runs(tmp_path: Path, monkeypatch: object) -> None:
+def test_readme_python_example_runs(tmp_path: Path) -> None:
     import os
 
     readme = (ROOT / "README.md").read_text()
@@ -46,11 +46,8 @@ def test_readme_python_example_runs(tmp_path: Path, monkeypatch: object) -> None
     assert match, "the README lost its Python example"
     lines = match.group(1).splitlines()
     # Capture the two bare expressions the example shows.
-    lines[
-        lines.index(
-            'first.status, first.gates      # "waiting": nothing ran; the gate shows the exact tool and args'
-        )
-    ] = "shown = (first.status, first.gates)"
+    shown = next(i for i, line in enumerate(lines) if line.startswith("first.status, first.gates"))
+    lines[shown] = "shown = (first.status, first.gates)"
     code = (
         "\n".join(lines)
         .replace("resume(first.run_id", "final = resume(first.run_id")
