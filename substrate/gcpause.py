@@ -38,20 +38,5 @@ def gc_paused() -> Iterator[None]:
         with _lock:
             _depth -= 1
             if _depth == 0 and _reenable:
-                _promote_survivors()
                 gc.enable()
 
-
-def _promote_survivors() -> None:
-    """Move what the paused work allocated straight to the oldest generation.
-
-    Re-enabled as is, the collector would sweep all of it in its next young-generation
-    collection (a third of a second after folding a 100k-event log) and again on the
-    way up. ``freeze`` + ``unfreeze`` moves every tracked object to the oldest
-    generation without traversing it; cycles there are still collected by the next
-    full collection. Skipped if the application froze objects itself, so as not to
-    unfreeze them.
-    """
-    if gc.get_freeze_count() == 0:
-        gc.freeze()
-        gc.unfreeze()
