@@ -39,4 +39,3 @@ def gc_paused() -> Iterator[None]:
             _depth -= 1
             if _depth == 0 and _reenable:
                 gc.enable()
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,28 +40,21 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 
 def test_readme_python_example_runs(tmp_path: Path) -> None:
+    import contextlib
+    import io
     import os
 
     readme = (ROOT / "README.md").read_text()
     match = re.search(r"## Running a graph from Python\n\n```python\n(.*?)```", readme, re.S)
     assert match, "the README lost its Python example"
-    lines = match.group(1).splitlines()
-    # Capture the two bare expressions the example shows.
-    shown = next(i for i, line in enumerate(lines) if line.startswith("first.status, first.gates"))
-    lines[shown] = "shown = (first.status, first.gates)"
-    code = (
-        "\n".join(lines)
-        .replace("resume(first.run_id", "final = resume(first.run_id")
-        .replace('"applied"}).output   # "done"', '"applied"})')
-    )
     cwd = os.getcwd()
     os.chdir(tmp_path)
+    env: dict[str, Any] = {}
     try:
-        env: dict[str, object] = {}
-        exec(compile(code, "README.md", "exec"), env)
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(match.group(1), "README.md", "exec"), env)
     finally:
         os.chdir(cwd)
-    status, gates = env["shown"]  # type: ignore[misc]
-    assert status == "waiting"
-    assert gates[0].args == {"replicas": 3}
-    assert env["final"].output == "done"  # type: ignore[attr-defined]
+    assert env["first"].status == "waiting"
+    assert env["first"].gates[0].args == {"replicas": 3}
+    assert (env["done"].status, env["done"].output) == ("completed", "done")
