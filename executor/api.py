@@ -268,7 +268,6 @@ async def aresume(
         options=options,
         head=store.head(run_id),
     )
-    engine.stats.reads += 2
     await engine.resume()
     return result_of(engine.state, store, engine.stats)
 

@@ -37,7 +37,6 @@ from kir.errors import KirError
 from kir.schema import MapConfig, Node, RetryPolicy, SubgraphConfig, ToolSpec
 from kir.template import lookup
 from substrate.blobs import pack, unpack
-from substrate.codec import encode
 from substrate.errors import ConcurrentAppend, FoldlineError
 from substrate.events import (
     DERIVATION_KINDS,
@@ -656,8 +655,3 @@ class Engine:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-
-
-def canonical(value: Any) -> bytes:
-    """Canonical bytes of a value (for comparing outputs in tests and tools)."""
-    return encode(value)
