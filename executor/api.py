@@ -173,8 +173,13 @@ async def arun(
     seed: str | None = None,
     budget: Budget | None = None,
     options: EngineOptions = EngineOptions(),
+    labels: Mapping[str, str] | None = None,
 ) -> RunResult:
-    """Start a run of ``graph`` and drive it until it completes, fails or waits."""
+    """Start a run of ``graph`` and drive it until it completes, fails or waits.
+
+    ``labels`` are recorded in ``run.started`` (for example the file the graph came
+    from, so that another process can find its tools to resume it).
+    """
     compiled = _compiled(graph)
     seed = seed or new_seed()
     run_id = run_id or f"run-{seed[:16]}"
@@ -193,6 +198,9 @@ async def arun(
     run_options: dict[str, Any] = {}
     if budget is not None:
         run_options["budget"] = budget.to_options()
+    if labels:
+        run_options["labels"] = {str(k): str(v) for k, v in labels.items()}
+    run_options["max_concurrency"] = options.max_concurrency
     await engine.start({} if inputs is None else inputs, seed=seed, options=run_options)
     return result_of(engine.state, store, engine.stats)
 

@@ -152,7 +152,7 @@ class NodeContext:
         index, rec = self._take()
         if rec is not None and isinstance(rec.answer, ClockRead):
             return rec.answer.value
-        value = self._engine.clock.now()
+        value = self._engine.read_clock(self.key, index)
         self._engine.emit(self.key, ClockRead(call=index, value=value))
         return value
 
@@ -224,7 +224,7 @@ class NodeContext:
                 )
             return _convert(self._value(rec.answer.response), ModelResponse)
         if rec is None or rec.requested is None:
-            max_tokens, max_cost = engine.worst_case(request)
+            max_tokens, max_cost = engine.worst_case(self.key, request)
             engine.check_budget(self.key, max_tokens, max_cost)
             engine.emit(
                 self.key,

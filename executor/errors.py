@@ -47,4 +47,31 @@ class NodeError(ExecutorError):
 
 
 class NondeterminismError(ExecutorError):
-    """Re-running a recorded step produced something other than what was recorded."""
+    """Re-running a recorded step produced something other than what was recorded.
+
+    Raised by replay at the first regenerated event that differs from the recorded
+    one. ``seq``, ``node`` and ``kind`` name the recorded event; ``path`` is the JSON
+    path of the first differing field (``$.data.output.value``); ``recorded`` and
+    ``regenerated`` are the two values there (abbreviated when long).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        seq: int | None = None,
+        node: str | None = None,
+        kind: str | None = None,
+        path: str | None = None,
+        recorded: str | None = None,
+        regenerated: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.seq = seq
+        self.node = node
+        self.kind = kind
+        self.path = path
+        self.recorded = recorded
+        self.regenerated = regenerated

@@ -64,7 +64,15 @@ from substrate.live import SeededIds, SeededRng
 from substrate.ports import Clock, ModelPort, ModelRequest, ToolPort
 from substrate.stores.base import EventStore
 
-__all__ = ["EngineOptions", "EngineStats", "Engine", "BudgetStop", "EXECUTOR_FLAGS", "backoff_us"]
+__all__ = [
+    "EngineOptions",
+    "EngineStats",
+    "Engine",
+    "BudgetStop",
+    "NodeTimeout",
+    "EXECUTOR_FLAGS",
+    "backoff_us",
+]
 
 #: Behaviour flags recorded in every run's log header; replay runs an old log with the
 #: behaviour it was recorded under.
@@ -73,6 +81,10 @@ EXECUTOR_FLAGS: dict[str, Any] = {"engine": 1}
 
 class BudgetStop(ExecutorError):
     """A call was refused by the budget and the run is configured to fail."""
+
+
+class NodeTimeout(NodeError):
+    """A node attempt ran past its ``timeout_s`` (wall clock: an input on replay)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,9 @@ class Engine:
         self.tools = tools
         self.clock = clock
         self.options = options
+        #: Node timeouts are wall-clock; replay serves recorded ones instead.
+        self.enforce_timeouts = True
+        self.max_concurrency = int(state.options.get("max_concurrency", options.max_concurrency))
         self.stats = EngineStats()
         self.ids = SeededIds(state.seed)
         self.rng = SeededRng(state.seed)
@@ -358,15 +373,15 @@ class Engine:
 
     # -- budget -------------------------------------------------------------------------
 
-    def worst_case(self, request: ModelRequest) -> tuple[int, float]:
+    def worst_case(self, key: str, request: ModelRequest) -> tuple[int, float]:
         """Most tokens and USD the call can cost (0, 0 when the model cannot say)."""
         estimate = getattr(self.model, "estimate", None)
         if estimate is None:
             b = self.state.budget
             if b.usd is not None or b.tokens is not None:
                 raise NodeError(
-                    f"model {request.model!r} gives no worst-case estimate, so the run's "
-                    "budget cannot be enforced before the call"
+                    f"node {key!r}: model {request.model!r} gives no worst-case estimate, "
+                    "so the run's budget cannot be enforced before the call"
                 )
             return 0, 0.0
         tokens, cost = estimate(request)
@@ -389,7 +404,11 @@ class Engine:
                         cap=float(cap),
                         spent=float(spent),
                         requested=float(add),
-                        action=b.on_exceed,
+                        # A literal, not the string read from the options: msgspec leaves a
+                        # default out only when it is the very default object.
+                        action="fail" if b.on_exceed == "fail" else "wait",
+                        max_tokens=max_tokens,
+                        max_cost_usd=max_cost,
                     ),
                 )
                 if b.on_exceed == "fail":
@@ -401,7 +420,14 @@ class Engine:
 
     # -- the loop -----------------------------------------------------------------------
 
-    async def start(self, inputs: Any, *, seed: str, options: Mapping[str, Any]) -> None:
+    async def start(
+        self,
+        inputs: Any,
+        *,
+        seed: str,
+        options: Mapping[str, Any],
+        header: LogHeader | None = None,
+    ) -> None:
         """Record ``run.started`` and run."""
         blobs: dict[str, bytes] = {}
         self.emit(
@@ -410,11 +436,12 @@ class Engine:
                 graph_hash=self.graph.graph_hash,
                 inputs=pack(inputs, blobs),
                 seed=seed,
-                header=LogHeader(flags=dict(EXECUTOR_FLAGS)),
+                header=header or LogHeader(flags=dict(EXECUTOR_FLAGS)),
                 options=dict(options),
             ),
             blobs=blobs,
         )
+        self.max_concurrency = int(self.state.options.get("max_concurrency", self.max_concurrency))
         self.ids = SeededIds(seed)
         self.rng = SeededRng(seed)
         await self.drive()
@@ -450,17 +477,21 @@ class Engine:
                     if await self._idle():
                         continue
                     return
-                done, _ = await asyncio.wait(
-                    set(self._tasks),
-                    timeout=self.options.poll_interval_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if not done:
-                    await self._poll_inputs()
-                for task in sorted(done, key=lambda t: self._order(self._tasks[t])):
+                for task in await self._wait_tasks():
                     self._finish(task)
         finally:
             await self._cancel_tasks()
+
+    async def _wait_tasks(self) -> list[asyncio.Task[tuple[str, Any]]]:
+        """Tasks that finished, in the order to record them; [] after a poll for inputs."""
+        done, _ = await asyncio.wait(
+            set(self._tasks),
+            timeout=self.options.poll_interval_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if not done:
+            await self._poll_inputs()
+        return sorted(done, key=lambda t: self._order(self._tasks[t]))
 
     def _order(self, key: str) -> tuple[tuple[int, ...], str]:
         return self.state.frontier.order_keys[key], key
@@ -476,17 +507,33 @@ class Engine:
             return False
         until = [p.suspend.until for p in self._parked.values() if p.suspend.until is not None]
         soonest = min(until) if until else None
-        if soonest is not None:
-            delay = (soonest - self.clock.now()) / 1e6
-            if delay <= self.options.max_inline_wait_s:
-                await asyncio.sleep(max(delay, 0.0))
-                return True
+        if soonest is not None and await self._sleep_until(soonest):
+            return True
         on = sorted({p.suspend.on for p in self._parked.values()})
         self.emit(None, RunWaiting(on=on, until=soonest))
         seq = self._head.next_seq
         await self.commit()
         # A concurrent input dropped our run.waiting: look again rather than stop.
         return self.state.next_seq != seq or self.state.status != "waiting"
+
+    async def _sleep_until(self, when: int) -> bool:
+        """Sleep through a timer due within ``max_inline_wait_s`` (True), or not (False)."""
+        delay = (when - self.clock.now()) / 1e6
+        if delay > self.options.max_inline_wait_s:
+            return False
+        await asyncio.sleep(max(delay, 0.0))
+        return True
+
+    def read_clock(self, key: str, call: int) -> int:
+        """The value of clock reading ``call`` of instance ``key`` (journaled by the caller)."""
+        del key, call
+        return self.clock.now()
+
+    def _time_ready(self, key: str, suspend: Suspend, backoff: bool) -> bool:
+        """Whether a timer or a retry backoff is due."""
+        del key, backoff
+        assert suspend.until is not None
+        return self.clock.now() >= suspend.until
 
     def _step(self) -> None:
         st = self.state
@@ -524,7 +571,7 @@ class Engine:
                 self.emit(None, RunCompleted(output=pack(output, blobs)), blobs=blobs)
                 return
             self._wake_parked()
-            while not self._over() and len(self._tasks) < self.options.max_concurrency:
+            while not self._over() and len(self._tasks) < self.max_concurrency:
                 ready = fr.pop_ready()
                 if ready is None:
                     break
@@ -562,13 +609,11 @@ class Engine:
         try:
             ctx = NodeContext(self, key, node, self.resolve_inputs(key), self.tools_for(key))
             handler = HANDLERS[node.kind]
-            if node.timeout_s is not None:
+            if node.timeout_s is not None and self.enforce_timeouts:
                 try:
                     result = await asyncio.wait_for(handler(ctx), node.timeout_s)
                 except TimeoutError:
-                    return "error", NodeError(
-                        f"node {key!r} timed out after {node.timeout_s}s (attempt {ctx.attempt})"
-                    )
+                    return "error", self.timeout_error(key, node)
             else:
                 result = await handler(ctx)
             return "ok", result
@@ -578,6 +623,10 @@ class Engine:
             raise
         except Exception as exc:
             return "error", exc
+
+    def timeout_error(self, key: str, node: Node) -> NodeTimeout:
+        attempt = self.state.instance(key).attempt
+        return NodeTimeout(f"node {key!r} timed out after {node.timeout_s}s (attempt {attempt})")
 
     def _finish(self, task: asyncio.Task[tuple[str, Any]]) -> None:
         key = self._tasks.pop(task)
@@ -623,14 +672,12 @@ class Engine:
         if not self._parked:
             return
         st = self.state
-        now: int | None = None
         for key in sorted(self._parked, key=self._order):
             parked = self._parked[key]
             s = parked.suspend
             ready = False
             if s.until is not None:
-                now = self.clock.now() if now is None else now
-                ready = now >= s.until
+                ready = self._time_ready(key, s, parked.backoff)
             elif s.on.startswith("signal:"):
                 ready = bool(st.signals.get(s.on[len("signal:") :]))
             elif s.on == "budget":
@@ -644,8 +691,9 @@ class Engine:
             if parked.backoff:
                 self.emit(key, NodeStarted(attempt=st.instance(key).attempt + 1))
             elif s.timer_call is not None:
-                assert now is not None
-                self.emit(key, ClockRead(call=s.timer_call, value=now))
+                self.emit(
+                    key, ClockRead(call=s.timer_call, value=self.read_clock(key, s.timer_call))
+                )
             self._spawn(key)
 
     async def _cancel_tasks(self) -> None:

@@ -90,7 +90,9 @@ class _Rec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_default
 class LogHeader(_Rec, frozen=True):
     """What a run's log says about the code that wrote it (carried by ``run.started``)."""
 
-    schema_version: int = SCHEMA_VERSION
+    #: Absent means 1: the default is pinned to the first version (not to
+    #: SCHEMA_VERSION) so that logs keep their meaning when SCHEMA_VERSION moves on.
+    schema_version: int = 1
     encoder: str = ENCODER_NAME
     encoder_version: str = ENCODER_VERSION
     hash: str = HASH_NAME
@@ -352,6 +354,10 @@ class BudgetExceeded(EventData, frozen=True):
     #: Worst case of the refused call (from max_tokens and the known price).
     requested: float
     action: Literal["wait", "fail"] = "wait"
+    #: The refused call's whole worst case (tokens and USD), as the model port
+    #: estimated it: an input, so replay serves it rather than asking today's prices.
+    max_tokens: int = 0
+    max_cost_usd: float = 0.0
 
 
 class BudgetRaised(EventData, frozen=True):

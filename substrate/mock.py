@@ -69,6 +69,10 @@ class MockModel:
         latency: seconds to wait before answering, per call (lets tests vary the
             completion order of concurrent calls deterministically).
         on_call: called once per answered call, e.g. to count what was billed.
+        by_turn: pick a node's reply by the conversation, not by a cursor: the reply
+            for a request is the one at index = the number of assistant messages the
+            request already holds. Such a script answers the same in any process, so
+            a run resumed elsewhere (``foldline resume --mock``) gets the right replies.
     """
 
     def __init__(
@@ -79,8 +83,10 @@ class MockModel:
         price_out: float = 2.0,
         latency: Callable[[CallKey], float] | None = None,
         on_call: Callable[[ModelRequest, CallKey, ModelResponse], None] | None = None,
+        by_turn: bool = False,
     ) -> None:
         self.script = script
+        self.by_turn = by_turn
         self.price_in = price_in
         self.price_out = price_out
         self.latency = latency
@@ -103,7 +109,10 @@ class MockModel:
                 raise ScriptExhausted(f"mock model has no script for node {node!r} and no '*'")
         else:
             lane, replies = "", script
-        i = self._cursor.get(lane, 0)
+        if self.by_turn:
+            i = sum(1 for m in request.messages if m.role == "assistant")
+        else:
+            i = self._cursor.get(lane, 0)
         if i >= len(replies):
             raise ScriptExhausted(
                 f"mock model script {'for ' + repr(lane) + ' ' if lane else ''}has "

@@ -537,7 +537,7 @@ def test_timeout_fails_an_attempt_and_retries(store: SQLiteStore) -> None:
     res = run(g, store=store)
     assert res.status == "failed"
     failed = [e.data for e in store.read(res.run_id) if e.kind == "node.failed"]
-    assert [f.error.type for f in failed] == ["NodeError", "NodeError"]  # type: ignore[attr-defined]
+    assert [f.error.type for f in failed] == ["NodeTimeout", "NodeTimeout"]  # type: ignore[attr-defined]
     assert "timed out after 0.05s (attempt 2)" in failed[-1].error.message  # type: ignore[attr-defined]
 
 
