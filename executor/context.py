@@ -181,7 +181,7 @@ class NodeContext:
         """Open a gate (once) and return the human's decision, or suspend until there is one."""
         index, _ = self._take()
         gid = gate_id(self.key, index)
-        gate = self._open_gate(
+        gate = await self._open_gate(
             GateOpened(
                 gate=gid,
                 reason="question" if answer_schema else "approval",
@@ -191,10 +191,11 @@ class NodeContext:
         )
         return self._decided(gate)
 
-    def _open_gate(self, data: GateOpened, args: Any = None) -> Gate:
+    async def _open_gate(self, data: GateOpened, args: Any = None) -> Gate:
         state = self._engine.state
         gate = state.gates.get(data.gate)
         if gate is None:
+            await self._engine.before_emit(self.key)
             blobs: dict[str, bytes] = {}
             if args is not None:
                 data = msgspec.structs.replace(data, args=pack(args, blobs))
@@ -224,6 +225,7 @@ class NodeContext:
                 )
             return _convert(self._value(rec.answer.response), ModelResponse)
         if rec is None or rec.requested is None:
+            await engine.before_emit(self.key)
             max_tokens, max_cost = engine.worst_case(self.key, request)
             engine.check_budget(self.key, max_tokens, max_cost)
             engine.emit(
@@ -279,7 +281,7 @@ class NodeContext:
         args_hash = hash_value(plain)
         if spec.requires_approval:
             gid = gate_id(self.key, index)
-            gate = self._open_gate(
+            gate = await self._open_gate(
                 GateOpened(
                     gate=gid,
                     reason="approval",
@@ -301,7 +303,7 @@ class NodeContext:
         if rec is not None and isinstance(rec.requested, ToolRequested):
             # Requested before a crash, no result recorded: did it happen?
             if not spec.idempotent:
-                gate = self._open_gate(
+                gate = await self._open_gate(
                     GateOpened(
                         gate=outcome_gate_id(self.key, index),
                         reason="unknown-outcome",
@@ -319,6 +321,7 @@ class NodeContext:
                 if decision.decision == "reject":
                     return ToolResult(decision.answer)
         else:
+            await engine.before_emit(self.key)
             pending: dict[str, bytes] = {}
             engine.emit(
                 self.key,

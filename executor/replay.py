@@ -287,6 +287,10 @@ class _ReplayStore:
             if seq >= rec.n:
                 self.visible = seq
                 raise _EndOfLog()
+            if body != rec.bodies[seq] and rec.events[seq].kind == "run.resumed" and i:
+                # A fork cut this batch short (a crash cannot: batches are atomic).
+                self.visible = seq
+                raise _Crash(seq)
             if body != rec.bodies[seq]:
                 path, recorded, regenerated = first_difference(rec.events[seq], events[i])
                 self.error = rec.diverged(
@@ -418,6 +422,7 @@ class _ReplayEngine(Engine):
         self._resumed = resumed
         self._turns: dict[tuple[str, int], tuple[str, asyncio.Future[Event]]] = {}
         self._changed: asyncio.Future[None] | None = None
+        self._emitters: dict[str, asyncio.Future[None]] = {}
         self._timed_out: set[str] = set()
         self._spins = (-1, 0)
 
@@ -474,6 +479,27 @@ class _ReplayEngine(Engine):
             return ev.data.max_tokens, ev.data.max_cost_usd
         return 0, 0.0
 
+    def _notify(self) -> None:
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+
+    async def before_emit(self, key: str) -> None:
+        """Hold a handler that is about to record something until the log says it is next.
+
+        Live, which of two running handlers records first can depend on timing (a
+        thread, a tool's latency); the recording says which did.
+        """
+        ev = self._next()
+        if ev is not None and ev.node == key:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._emitters[key] = fut
+        self._notify()
+        try:
+            await fut
+        finally:
+            self._emitters.pop(key, None)
+
     async def turn(self, kind: str, key: CallKey) -> Event:
         """Wait until the recorded answer of call ``key`` is next; return its event.
 
@@ -491,8 +517,7 @@ class _ReplayEngine(Engine):
             return ev
         fut: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._turns[(key.node, key.index)] = (kind, fut)
-        if self._changed is not None and not self._changed.done():
-            self._changed.set_result(None)
+        self._notify()
         try:
             return await fut
         finally:
@@ -504,7 +529,7 @@ class _ReplayEngine(Engine):
         """Let every handler run until it waits on a recorded answer or ends."""
         loop = asyncio.get_running_loop()
         while True:
-            blocked = {node for node, _ in self._turns}
+            blocked = {node for node, _ in self._turns} | set(self._emitters)
             running: list[asyncio.Future[Any]] = [
                 t for t, k in self._tasks.items() if not t.done() and k not in blocked
             ]
@@ -535,6 +560,7 @@ class _ReplayEngine(Engine):
     def _stuck(self, seq: int, what: str) -> NondeterminismError:
         ev = self.rec.at(seq)
         running = sorted(f"{k} (call {c}, {kind})" for (k, c), (kind, _) in self._turns.items())
+        running += sorted(f"{k} (about to record)" for k in self._emitters)
         parked = sorted(self._parked)
         detail = []
         if running:
@@ -597,6 +623,11 @@ class _ReplayEngine(Engine):
                             )
                         )
                     fut.set_result(ev)
+                    continue
+            if ev.node is not None and ev.kind not in _COMPLETIONS:
+                emitter = self._emitters.pop(ev.node, None)
+                if emitter is not None:
+                    emitter.set_result(None)
                     continue
             batch: list[_Task] = []
             p = q

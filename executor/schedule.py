@@ -524,6 +524,10 @@ class Engine:
         await asyncio.sleep(max(delay, 0.0))
         return True
 
+    async def before_emit(self, key: str) -> None:
+        """Called by a handler about to record something; replay holds it until its turn."""
+        del key
+
     def read_clock(self, key: str, call: int) -> int:
         """The value of clock reading ``call`` of instance ``key`` (journaled by the caller)."""
         del key, call

@@ -23,6 +23,7 @@ from typing import Any
 
 from executor.api import approve, load_graph, reject, result_of
 from executor.fold import RunState
+from executor.replay import replay
 from kir import Edge, Graph, Node, ToolSpec
 from kir.schema import AgentConfig, CodeConfig, LlmConfig, MapConfig, RouterConfig, ToolConfig
 from substrate import CallKey, MockModel, MockReply, ModelRequest, SQLiteStore
@@ -249,6 +250,7 @@ def run_chaos(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float = 0.5
     rnd = random.Random(seed)
     expected = _reference(tmp_path)
     kills = 0
+    replayed = 0
     window_rebills = 0
     runs = 0
     while kills < kills_wanted:
@@ -282,10 +284,20 @@ def run_chaos(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float = 0.5
             graph, log = load_graph(store, run_id)
             state = RunState(graph, run_id).apply_all(log)
             assert result_of(state, store).output == expected, f"seed {seed}"
+            # SIGKILLed any number of times, the run still replays byte-identically.
+            report = replay(store, run_id)
+            assert report.events == len(log), f"seed {seed}"
+            replayed += 1
         window_rebills += _check_billing(log, side, killed_here, seed)
         _check_ledger(log, side, seed)
     assert kills >= kills_wanted
-    return {"seed": seed, "kills": kills, "runs": runs, "rebilled_in_window": window_rebills}
+    return {
+        "seed": seed,
+        "kills": kills,
+        "runs": runs,
+        "replayed": replayed,
+        "rebilled_in_window": window_rebills,
+    }
 
 
 def _check_billing(log: list[Any], side: Path, kills: int, seed: int) -> int:

@@ -32,4 +32,5 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_result(tmp_path: P
     seed = int(os.environ.get("FOLDLINE_CHAOS_SEED", str(random.randrange(2**32))))
     report = run_chaos(tmp_path, kills=kills, seed=seed)
     assert report["kills"] >= 30 or kills < 30
+    assert report["replayed"] == report["runs"]  # every SIGKILLed run replays identically
     print(f"chaos: {report}")

@@ -1,0 +1,318 @@
+"""Replay: any recorded run re-drives byte-identically; a change is named precisely.
+
+The property test records random graphs (every node kind the random builder makes)
+with random scripted answers, random latencies (so the completion order of concurrent
+work varies) and random crash points (each followed by a resume in a fresh engine),
+then replays the log read back from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from executor import api
+from executor.errors import NondeterminismError, RunNotFound
+from executor.replay import diff, first_difference, fork, replay
+from executor.schedule import EngineOptions
+from kir import Edge, Graph, Node
+from kir.compile import compile_graph
+from kir.schema import CodeConfig, LlmConfig
+from substrate.events import Event, Head, Inline, NodeCompleted, RunStarted, seal
+from substrate.mock import MockModel, StepClock
+from substrate.ports import CallKey, ModelRequest, ModelResponse
+from substrate.stores.memory import MemoryStore
+from substrate.stores.sqlite import SQLiteStore
+from tests.executor import randgraph
+from tests.executor.helpers import chain
+
+
+class Killed(BaseException):
+    pass
+
+
+class KillingStore(MemoryStore):
+    """Raises instead of the n-th append, like a process killed before it commits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left: int | None = None
+
+    def append(self, run_id: str, expected_seq: int, events: Sequence[Event], **kw: Any) -> Any:
+        if self.left is not None:
+            if self.left <= 0:
+                self.left = None
+                raise Killed()
+            self.left -= 1
+        return super().append(run_id, expected_seq, events, **kw)
+
+
+class Jittered(MockModel):
+    """Scripted answers after a scripted number of event-loop turns."""
+
+    def __init__(self, answers: list[str], turns: list[int]) -> None:
+        super().__init__(lambda req, key: answers[(len(key.node) + key.index) % len(answers)])
+        self._turns = turns
+
+    async def complete(self, request: ModelRequest, key: CallKey) -> ModelResponse:
+        for _ in range(self._turns[(len(key.node) * 7 + key.index) % len(self._turns)]):
+            await asyncio.sleep(0)
+        return await super().complete(request, key)
+
+
+def _echo(v: Any) -> Any:
+    return v
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    graph=randgraph.graphs(max_nodes=10),
+    answers=st.lists(st.text("abcxyz ", min_size=1, max_size=12), min_size=1, max_size=4),
+    turns=st.lists(st.integers(0, 5), min_size=1, max_size=6),
+    kills=st.lists(st.integers(1, 10), max_size=3),
+    x=st.integers(0, 9),
+    concurrency=st.integers(1, 4),
+)
+def test_any_recorded_run_replays_byte_identically(
+    graph: Graph,
+    answers: list[str],
+    turns: list[int],
+    kills: list[int],
+    x: int,
+    concurrency: int,
+) -> None:
+    store = KillingStore()
+    clock = StepClock()
+    tools = {"echo": _echo}
+    store.left = kills[0] if kills else None
+    with contextlib.suppress(Killed):
+        api.run(
+            graph,
+            {"x": x, "items": [1, 2, 3]},
+            store=store,
+            model=Jittered(answers, turns),
+            tools=tools,
+            clock=clock,
+            run_id="r",
+            options=EngineOptions(max_concurrency=concurrency),
+        )
+    for k in [*kills[1:], None]:
+        store.left = k
+        with contextlib.suppress(Killed):
+            api.resume("r", store=store, model=Jittered(answers, turns), tools=tools, clock=clock)
+    store.left = None
+    report = replay(store, "r")
+    assert report.events == store.head("r").next_seq
+    assert report.resumes == sum(1 for e in store.read("r") if e.kind == "run.resumed")
+
+
+# -- divergence reports ------------------------------------------------------------------
+
+
+def _two_step(fn: str) -> Graph:
+    return Graph(
+        nodes=[
+            Node(
+                id="a",
+                config=CodeConfig(function="tests.executor.fns:inc"),
+                inputs={"x": "$input.x"},
+            ),
+            Node(id="b", config=CodeConfig(function=f"tests.executor.fns:{fn}"), inputs={"x": "a"}),
+        ],
+        edges=[Edge("a", "b")],
+        output="b",
+    )
+
+
+def _swap_graph(store: MemoryStore, run_id: str, graph: Graph) -> None:
+    """Copy a recorded run under another graph: 'the code changed after recording'."""
+    log = store.read(run_id)
+    compiled = compile_graph(graph)
+    store.put_graph(compiled.graph_hash, compiled.canonical)
+    first = log[0].data
+    assert isinstance(first, RunStarted)
+    drafts = [(log[0].at, None, msgspec.structs.replace(first, graph_hash=compiled.graph_hash))]
+    drafts += [(e.at, e.node, e.data) for e in log[1:]]
+    events, bodies, _ = seal(Head(), drafts)
+    store.append(run_id + "-changed", 0, events, bodies=bodies)
+
+
+def test_a_changed_output_is_named_by_seq_node_kind_and_path() -> None:
+    store = MemoryStore()
+    res = api.run(_two_step("inc"), {"x": 1}, store=store, clock=StepClock(), run_id="r")
+    _swap_graph(store, "r", _two_step("double"))
+    with pytest.raises(NondeterminismError) as err:
+        replay(store, "r-changed")
+    exc = err.value
+    seq = next(e.seq for e in store.read("r") if e.node == "b" and e.kind == "node.completed")
+    assert (exc.seq, exc.node, exc.kind, exc.path) == (
+        seq,
+        "b",
+        "node.completed",
+        "$.data.output.value",
+    )
+    assert (exc.recorded, exc.regenerated) == ("3", "4")
+    assert str(exc) == (
+        f"run 'r-changed' diverged at seq {seq} (node.completed of node 'b'): "
+        "$.data.output.value was 3 when recorded, 4 on replay"
+    )
+    assert res.status == "completed"
+
+
+def test_a_changed_prompt_is_caught_at_the_request_before_any_answer() -> None:
+    def graph(prompt: str) -> Graph:
+        return Graph(
+            nodes=[
+                Node(
+                    id="w",
+                    config=LlmConfig(model="mock:m", prompt=prompt),
+                    inputs={"t": "$input.t"},
+                )
+            ],
+            output="w",
+        )
+
+    store = MemoryStore()
+    api.run(graph("Write about {t}"), {"t": "tides"}, store=store, clock=StepClock(), run_id="r")
+    _swap_graph(store, "r", graph("Write a poem about {t}"))
+    with pytest.raises(NondeterminismError) as err:
+        replay(store, "r-changed")
+    assert err.value.kind == "model.requested"
+    assert err.value.path == "$.data.request_hash"
+
+
+def test_long_values_are_abbreviated() -> None:
+    a = Event(3, 1, "node.completed", "n", NodeCompleted(output=Inline("x" * 500)), None)
+    b = Event(3, 1, "node.completed", "n", NodeCompleted(output=Inline("y" * 500)), None)
+    path, ra, rb = first_difference(a, b)
+    assert path == "$.data.output.value"
+    assert len(ra) <= 120
+    assert ra.endswith("(502 chars)")
+    assert len(rb) <= 120
+
+
+def test_replay_of_an_unknown_run_names_it() -> None:
+    with pytest.raises(RunNotFound, match="no run 'nope'"):
+        replay(MemoryStore(), "nope")
+
+
+def test_replay_reads_a_sqlite_log_with_blobs(tmp_path: Any) -> None:
+    store = SQLiteStore(str(tmp_path / "runs.db"))
+    big = "word " * 2000
+    g = Graph(
+        nodes=[
+            Node(id="w", config=LlmConfig(model="mock:m", prompt="{t}"), inputs={"t": "$input.t"})
+        ],
+        output="w",
+    )
+    res = api.run(g, {"t": big}, store=store, run_id="r")
+    assert replay(store, "r").events == res.events
+
+
+def test_a_long_chain_replays_in_order() -> None:
+    store = MemoryStore()
+    res = api.run(chain(300), {"x": 0}, store=store, run_id="r")
+    report = replay(store, "r")
+    assert (report.events, report.status, report.resumes) == (res.events, "completed", 0)
+
+
+# -- fork and diff ---------------------------------------------------------------------
+
+
+def _pipeline() -> Graph:
+    return Graph(
+        nodes=[
+            Node(
+                id="outline",
+                config=LlmConfig(model="mock:m", prompt="Outline {t}"),
+                inputs={"t": "$input.t"},
+            ),
+            Node(
+                id="essay",
+                config=LlmConfig(model="mock:m", prompt="Essay from {o}"),
+                inputs={"o": "outline"},
+            ),
+        ],
+        edges=[Edge("outline", "essay")],
+        output="essay",
+    )
+
+
+def test_fork_reuses_the_prefix_and_continues_live() -> None:
+    store = MemoryStore()
+    first = MockModel({"outline": ["1. moon"], "essay": ["An essay."]})
+    api.run(_pipeline(), {"t": "tides"}, store=store, model=first, run_id="a")
+    log = store.read("a")
+    at = next(e.seq for e in log if e.kind == "node.started" and e.node == "essay")
+    new_id = fork(store, "a", at=at)
+    assert new_id == f"a-fork-{at}"
+    second = MockModel({"essay": ["A better essay."]})
+    res = api.resume(new_id, store=store, model=second)
+    assert (res.status, res.output) == ("completed", "A better essay.")
+    assert second.calls == 1  # the outline was not asked again
+    forked = store.read(new_id)
+    assert [e.data for e in forked[1:at]] == [e.data for e in log[1:at]]
+    assert forked[0].data.options["forked_from"] == {"run": "a", "at": at}  # type: ignore[attr-defined]
+    replay(store, new_id)  # a forked run replays too
+    d = diff(store, "a", new_id)
+    assert not d.identical
+    assert d.first is not None
+    assert d.first.seq == 0
+    changed = {c.node: c.changes for c in d.nodes}
+    assert set(changed) == {"essay"}
+    assert changed["essay"]["output"] == ("An essay.", "A better essay.")
+
+
+def test_fork_refuses_a_bad_seq_and_a_taken_id() -> None:
+    store = MemoryStore()
+    api.run(chain(2), {"x": 0}, store=store, run_id="a")
+    with pytest.raises(Exception, match="--at must be between 1 and"):
+        fork(store, "a", at=0)
+    fork(store, "a", at=2, new_run_id="b")
+    with pytest.raises(Exception, match="run 'b' already exists"):
+        fork(store, "a", at=2, new_run_id="b")
+
+
+def test_diff_of_two_runs_names_the_first_difference_and_the_nodes() -> None:
+    store = MemoryStore()
+    clock = StepClock()
+    api.run(
+        _pipeline(),
+        {"t": "tides"},
+        store=store,
+        clock=clock,
+        seed="0" * 32,
+        run_id="a",
+        model=MockModel({"outline": ["1. moon"], "essay": ["An essay."]}),
+    )
+    clock2 = StepClock()
+    api.run(
+        _pipeline(),
+        {"t": "tides"},
+        store=store,
+        clock=clock2,
+        seed="0" * 32,
+        run_id="b",
+        model=MockModel({"outline": ["1. moon"], "essay": ["Another essay, longer."]}),
+    )
+    d = diff(store, "a", "b")
+    assert d.first is not None
+    assert d.first.kind_a == d.first.kind_b == "model.called"
+    assert d.first.node == "essay"
+    changes = {c.node: c.changes for c in d.nodes}
+    assert set(changes) == {"essay"}
+    assert set(changes["essay"]) >= {"output", "tokens", "cost_usd"}
+    same = diff(store, "a", "a")
+    assert same.identical
+    assert same.nodes == []
