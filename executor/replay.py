@@ -393,7 +393,7 @@ class _TurnTools:
         return ToolResult(unpack(data.result, self.engine.get_blob), data.error)
 
 
-_Task = asyncio.Task[tuple[str, Any]]
+_Task = asyncio.Future[tuple[str, Any]]
 
 
 class _ReplayEngine(Engine):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,7 +169,7 @@ class Engine:
         self._committed = head if head is not None else Head(state.next_seq, None)
         self._head = self._committed
         self._pending = _Pending()
-        self._tasks: dict[asyncio.Task[tuple[str, Any]], str] = {}
+        self._tasks: dict[asyncio.Future[tuple[str, Any]], str] = {}
         self._parked: dict[str, _Parked] = {}
         self._values: dict[str, Any] = {}
         self._scope_inputs: dict[str, Any] = {}
@@ -482,8 +483,11 @@ class Engine:
         finally:
             await self._cancel_tasks()
 
-    async def _wait_tasks(self) -> list[asyncio.Task[tuple[str, Any]]]:
+    async def _wait_tasks(self) -> list[asyncio.Future[tuple[str, Any]]]:
         """Tasks that finished, in the order to record them; [] after a poll for inputs."""
+        done = {t for t in self._tasks if t.done()}
+        if done:  # handlers that finished without suspending: no trip through the loop
+            return sorted(done, key=lambda t: self._order(self._tasks[t]))
         done, _ = await asyncio.wait(
             set(self._tasks),
             timeout=self.options.poll_interval_s,
@@ -605,8 +609,23 @@ class Engine:
             self._spawn(key)
 
     def _spawn(self, key: str) -> None:
+        """Run a handler eagerly: to its end, or to its first real suspension.
+
+        A handler that never waits (pure async code, a journaled answer, a port that
+        answers at once) costs no task: its result is a finished future, recorded by the
+        loop exactly where a task's would be. One that waits continues as a task from
+        where it stopped.
+        """
         node = self.state.node(key)
-        task = asyncio.create_task(self._run_handler(key, node))
+        coro = self._run_handler(key, node)
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            done: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+            done.set_result(stop.value)
+            self._tasks[done] = key
+            return
+        task: asyncio.Future[tuple[str, Any]] = asyncio.ensure_future(_resume(coro, yielded))
         self._tasks[task] = key
 
     async def _run_handler(self, key: str, node: Node) -> tuple[str, Any]:
@@ -632,11 +651,16 @@ class Engine:
         attempt = self.state.instance(key).attempt
         return NodeTimeout(f"node {key!r} timed out after {node.timeout_s}s (attempt {attempt})")
 
-    def _finish(self, task: asyncio.Task[tuple[str, Any]]) -> None:
+    def _finish(self, task: asyncio.Future[tuple[str, Any]]) -> None:
         key = self._tasks.pop(task)
         if self.state.terminal or task.cancelled():
             return
         kind, value = task.result()
+        self._finish_result(key, kind, value)
+
+    def _finish_result(self, key: str, kind: str, value: Any) -> None:
+        if self.state.terminal:
+            return
         if kind == "ok":
             self._complete(key, value)
         elif kind == "suspend":
@@ -707,3 +731,29 @@ class Engine:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+@types.coroutine
+def _resume(coro: Any, yielded: Any) -> Any:
+    """Continue a coroutine that was started by hand and yielded ``yielded``.
+
+    What ``yield from coro`` does, minus its first step (already taken): every value
+    the coroutine yields goes to the task driving us, every value or exception sent in
+    goes to the coroutine.
+    """
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            continue
+        try:
+            yielded = coro.send(sent)
+        except StopIteration as stop:
+            return stop.value
