@@ -791,6 +791,58 @@ def case_drift(r: Rec) -> None:
         fixtures.DRIFT = 2
 
 
+def case_dsl_crew(r: Rec) -> None:
+    """A DSL crew: a researcher with an approval-gated tool, a reviewed draft, an editor."""
+    from dsl import Agent, Crew, Task, tool
+
+    @tool(requires_approval=True)
+    async def publish_note(title: str) -> str:
+        """Publish a short note.
+
+        Args:
+            title: the note's title.
+        """
+        return await fixtures.apply_manifest(len(title))
+
+    researcher = Agent(
+        "Researcher", "Find facts about {topic}", model="mock:research", tools=[publish_note]
+    )
+    writer = Agent("Writer", "Explain {topic} simply", model="mock:writer")
+    crew = Crew(
+        [researcher, writer],
+        [
+            Task(
+                "Collect three facts about {topic} and publish a note.",
+                "Three facts",
+                agent=researcher,
+                name="facts",
+            ),
+            Task(
+                "Write a short post about {topic}.",
+                "Two paragraphs",
+                agent=writer,
+                name="draft",
+                human_review=True,
+            ),
+        ],
+        name="reviewed_research",
+    )
+    script = {
+        "facts": [
+            MockReply(tool_calls=[("publish_note", {"title": "Tides"})]),
+            "1. the moon 2. the sun 3. twice a day",
+        ],
+        "draft": ["Tides rise and fall twice a day, pulled by the moon."],
+    }
+    graph, tools = crew.compile(), crew.tools()
+    r.start(graph, {"topic": "tides"}, model=MockModel(script, by_turn=True), tools=tools)
+    r.approve("alice")  # the tool call
+    r.resume(model=MockModel(script, by_turn=True), tools=tools)
+    r.approve("bob")  # the human review of the draft
+    r.resume(model=MockModel(script, by_turn=True), tools=tools)
+    assert r.state().status == "completed", r.state()
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -845,6 +897,7 @@ CASES: list[Case] = [
     Case("budget-fail", case_budget_fail, "budget exceeded with on_exceed=fail"),
     Case("node-timeout", case_node_timeout, "a node times out twice; the run fails"),
     Case("run-failed", case_run_failed, "a code node raises; the run fails"),
+    Case("dsl-crew", case_dsl_crew, "a DSL crew: approval-gated tool, human review, approved"),
     Case(
         "drift-must-fail",
         case_drift,

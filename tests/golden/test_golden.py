@@ -84,6 +84,10 @@ def test_the_corpus_covers_every_node_kind_and_run_shape() -> None:
     assert versions["schema-v0"] == 0
     assert '"schema_version":0' in logs["schema-v0"]
     assert sum(1 for c in CASES if _case(c)["expect"] == "nondeterminism") >= 1
+    # a DSL-compiled crew, paused at review and approved from outside, is in the corpus
+    crew = json.loads((GOLDEN / "dsl-crew" / "graph.json").read_text())
+    assert any(n["config"]["kind"] == "gate" for n in crew["nodes"])
+    assert logs["dsl-crew"].count("gate.decided") == 2
 
 
 def test_verify_corpus_reports_every_case() -> None:
