@@ -21,6 +21,8 @@ A worked example — run a two-node graph, crash-free, on a SQLite file::
 
 Kill the process at any moment and ``resume(result.run_id, store=...)`` carries on:
 completed nodes are not run again and answered model calls are not paid for twice.
+``replay(store, result.run_id)`` re-drives the recorded run with no model and checks
+that every event comes out byte-identical (see docs/DETERMINISM.md).
 """
 
 from executor.api import (
@@ -40,6 +42,7 @@ from executor.api import (
     run,
     signal,
 )
+from executor.bundle import Bundle, BundleError, export_run, import_run, read_bundle
 from executor.context import Decision, NodeContext, Suspend
 from executor.errors import (
     ExecutorError,
@@ -52,7 +55,19 @@ from executor.errors import (
 )
 from executor.fold import RunState, fold
 from executor.frontier import Frontier, frontier_from_scratch
-from executor.schedule import Engine, EngineOptions, EngineStats
+from executor.golden import CaseResult, verify_case, verify_corpus
+from executor.lint import Finding, lint_paths, lint_source
+from executor.replay import (
+    Divergence,
+    NodeChange,
+    ReplayReport,
+    RunDiff,
+    areplay,
+    diff,
+    fork,
+    replay,
+)
+from executor.schedule import Engine, EngineOptions, EngineStats, NodeTimeout
 
 __all__ = [
     "Budget",
@@ -87,4 +102,24 @@ __all__ = [
     "Engine",
     "EngineOptions",
     "EngineStats",
+    "NodeTimeout",
+    "replay",
+    "areplay",
+    "ReplayReport",
+    "fork",
+    "diff",
+    "RunDiff",
+    "Divergence",
+    "NodeChange",
+    "Bundle",
+    "BundleError",
+    "export_run",
+    "import_run",
+    "read_bundle",
+    "CaseResult",
+    "verify_case",
+    "verify_corpus",
+    "Finding",
+    "lint_paths",
+    "lint_source",
 ]

@@ -102,8 +102,21 @@ from substrate.ports import (
 )
 from substrate.recorded import ReplayClock, ReplayModel, ReplayTools
 from substrate.stores import EventStore, MemoryStore, RunInfo, SQLiteStore, open_store
+from substrate.upcast import (
+    UPCASTERS,
+    UnsupportedSchemaVersion,
+    downcast_to_v0,
+    log_version,
+    upcast_log,
+)
 
 __all__ = [
+    # upcasters
+    "UPCASTERS",
+    "UnsupportedSchemaVersion",
+    "downcast_to_v0",
+    "log_version",
+    "upcast_log",
     # codec
     "ENCODER_NAME",
     "ENCODER_VERSION",
