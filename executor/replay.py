@@ -65,6 +65,7 @@ from substrate.events import (
     event_bytes,
     seal,
 )
+from substrate.gcpause import gc_paused
 from substrate.ports import CallKey, ModelRequest, ModelResponse, ToolCall, ToolResult
 from substrate.stores.base import EventStore, RunInfo
 
@@ -680,6 +681,13 @@ async def areplay(
         RunNotFound: no such run.
         NondeterminismError: the first regenerated event that differs.
     """
+    with gc_paused():  # the recording and the regenerated state hold no garbage cycles
+        return await _replay(store, run_id, progress)
+
+
+async def _replay(
+    store: EventStore, run_id: str, progress: Callable[[int, int], None] | None
+) -> ReplayReport:
     graph, log = load_graph(store, run_id)
     rec = _Recording(run_id, log)
     first = log[0].data
@@ -728,7 +736,8 @@ async def areplay(
         engine = _ReplayEngine(rstore, state, head=rec.head(p), resumed=ev.data)
     if rstore.progress is not None:
         rstore.progress(rec.n, rec.n)
-    status = fold_log(graph, run_id, log).status
+    # A complete replay folded every recorded event into the last engine's state.
+    status = engine.state.status if complete else fold_log(graph, run_id, log).status
     return ReplayReport(run_id, rec.n, resumes, status, complete)
 
 
