@@ -201,6 +201,7 @@ async def arun(
     if labels:
         run_options["labels"] = {str(k): str(v) for k, v in labels.items()}
     run_options["max_concurrency"] = options.max_concurrency
+    run_options["idempotency_base"] = run_id
     await engine.start({} if inputs is None else inputs, seed=seed, options=run_options)
     return result_of(engine.state, store, engine.stats)
 

@@ -330,13 +330,13 @@ class NodeContext:
                     tool=name,
                     args=pack(plain, pending),
                     args_hash=args_hash,
-                    idempotency_key=hash_value([self.run_id, self.key, index]),
+                    idempotency_key=hash_value([self._engine.key_base, self.key, index]),
                 ),
                 blobs=pending,
             )
         # The request is on stable storage before the side effect can happen.
         await engine.commit(durable=True)
-        call = ToolCall(name, plain, hash_value([self.run_id, self.key, index]))
+        call = ToolCall(name, plain, hash_value([self._engine.key_base, self.key, index]))
         try:
             if spec.timeout_s is not None:
                 result = await asyncio.wait_for(

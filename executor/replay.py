@@ -862,11 +862,20 @@ def _events(store: EventStore, run_id: str) -> list[Event]:
     return log
 
 
+def _comparable(ev: Event) -> Event:
+    """``ev`` without what only says which run it is (the id keys derive from)."""
+    data = ev.data
+    if isinstance(data, RunStarted) and "idempotency_base" in data.options:
+        options = {k: v for k, v in data.options.items() if k != "idempotency_base"}
+        return msgspec.structs.replace(ev, data=msgspec.structs.replace(data, options=options))
+    return ev
+
+
 def diff(store: EventStore, a: str, b: str, *, store_b: EventStore | None = None) -> RunDiff:
     """Compare run ``a`` with run ``b`` (in ``store_b`` if given).
 
     ``first`` is the first seq where the logs differ (ignoring ``prev``, which only
-    follows) — ``None`` when they are event-for-event equal — and ``nodes`` lists every
+    follows, and the run's own id in ``run.started``) — ``None`` when they are event-for-event equal — and ``nodes`` lists every
     node instance whose status, route, output, tokens or cost differ.
     """
     sb = store_b or store
@@ -888,6 +897,7 @@ def diff(store: EventStore, a: str, b: str, *, store_b: EventStore | None = None
                 _abbrev(eb.kind) if eb else "<end of log>",
             )
             break
+        ea, eb = _comparable(ea), _comparable(eb)
         if msgspec.structs.replace(ea, prev=None) != msgspec.structs.replace(eb, prev=None):
             path, va, vb = first_difference(ea, eb)
             first = Divergence(i, ea.node, ea.kind, eb.kind, path, va, vb)

@@ -528,6 +528,15 @@ class Engine:
         await asyncio.sleep(max(delay, 0.0))
         return True
 
+    @property
+    def key_base(self) -> str:
+        """What idempotency keys are derived from: the id the run was started under.
+
+        Recorded in ``run.started``, so a run imported under another id, or forked,
+        derives the same keys (and replays); a fork's calls dedupe against the original's.
+        """
+        return str(self.state.options.get("idempotency_base", self.run_id))
+
     async def before_emit(self, key: str) -> None:
         """Called by a handler about to record something; replay holds it until its turn."""
         del key

@@ -58,3 +58,11 @@ def test_readme_python_example_runs(tmp_path: Path) -> None:
     assert env["first"].status == "waiting"
     assert env["first"].gates[0].args == {"replicas": 3}
     assert (env["done"].status, env["done"].output) == ("completed", "done")
+
+
+def test_readme_links_to_files_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#:]+)\)", readme)
+    assert "docs/CLI.md" in links
+    missing = [link for link in links if not (ROOT / link).exists()]
+    assert not missing, f"README links to missing files: {missing}"

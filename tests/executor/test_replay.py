@@ -316,3 +316,38 @@ def test_diff_of_two_runs_names_the_first_difference_and_the_nodes() -> None:
     same = diff(store, "a", "a")
     assert same.identical
     assert same.nodes == []
+
+
+def test_a_run_imported_or_forked_under_another_id_still_replays(tmp_path: Any) -> None:
+    from executor.bundle import export_run, import_run
+    from kir import ToolSpec
+    from kir.schema import ToolConfig
+
+    g = Graph(
+        nodes=[
+            Node(
+                id="t", config=ToolConfig(tool="echo", args={"v": "{x}"}), inputs={"x": "$input.x"}
+            ),
+            Node(
+                id="u",
+                config=CodeConfig(function="tests.executor.fns:inc"),
+                inputs={"x": "$input.x"},
+            ),
+        ],
+        edges=[Edge("t", "u")],
+        tools=[ToolSpec(name="echo")],
+    )
+    store = MemoryStore()
+    api.run(g, {"x": 1}, store=store, tools={"echo": _echo}, run_id="orig")
+    export_run(store, "orig", tmp_path / "b")
+    other = MemoryStore()
+    import_run(other, tmp_path / "b", run_id="renamed")
+    assert replay(other, "renamed").status == "completed"
+    at = len(store.read("orig")) - 1
+    fork(store, "orig", at=at, new_run_id="forked")
+    api.resume("forked", store=store, tools={"echo": _echo})
+    assert replay(store, "forked").status == "completed"
+    keys = [e.data.idempotency_key for e in store.read("forked") if e.kind == "tool.requested"]  # type: ignore[attr-defined]
+    assert keys == [
+        e.data.idempotency_key for e in store.read("orig") if e.kind == "tool.requested"
+    ]  # type: ignore[attr-defined]

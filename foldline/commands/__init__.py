@@ -1,0 +1,3 @@
+"""The ``foldline`` subcommands, one module per family; :mod:`foldline.cli` registers them."""
+
+__all__: list[str] = []
