@@ -875,8 +875,9 @@ def diff(store: EventStore, a: str, b: str, *, store_b: EventStore | None = None
     """Compare run ``a`` with run ``b`` (in ``store_b`` if given).
 
     ``first`` is the first seq where the logs differ (ignoring ``prev``, which only
-    follows, and the run's own id in ``run.started``) — ``None`` when they are event-for-event equal — and ``nodes`` lists every
-    node instance whose status, route, output, tokens or cost differ.
+    follows, and the run's own id in ``run.started``) — ``None`` when they are
+    event-for-event equal — and ``nodes`` lists every node instance whose status,
+    route, output, tokens or cost differ.
     """
     sb = store_b or store
     la, lb = _events(store, a), _events(sb, b)
