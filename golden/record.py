@@ -620,28 +620,23 @@ def case_retry_backoff(r: Rec) -> None:
     r.start(g, {"x": 4})
 
 
-def case_timer_inline(r: Rec) -> None:
-    g = Graph(
+def _timer_graph(seconds: float) -> Graph:
+    return Graph(
         nodes=[
-            Node(id="pause", config=WaitConfig(seconds=0.002)),
+            Node(id="pause", config=WaitConfig(seconds=seconds)),
             code("then", "inc", {"x": "$input.x"}),
         ],
         edges=edges("pause>then"),
         output="then",
     )
-    r.start(g, {"x": 1})
+
+
+def case_timer_inline(r: Rec) -> None:
+    r.start(_timer_graph(0.002), {"x": 1})
 
 
 def case_timer_waiting(r: Rec) -> None:
-    g = Graph(
-        nodes=[
-            Node(id="pause", config=WaitConfig(seconds=3600)),
-            code("then", "inc", {"x": "$input.x"}),
-        ],
-        edges=edges("pause>then"),
-        output="then",
-    )
-    r.start(g, {"x": 1})
+    r.start(_timer_graph(3600), {"x": 1})
     r.clock._t += 3600 * 1_000_000  # an hour later, a scheduler resumes it
     r.resume()
 
