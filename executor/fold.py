@@ -11,9 +11,12 @@ built live equals the state folded from the log read back (a property test).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
+
+import msgspec
 
 from executor.errors import FoldError
 from executor.frontier import Frontier, GraphView, SingleNode
@@ -61,6 +64,10 @@ __all__ = [
 RunStatus = Literal["new", "running", "waiting", "completed", "failed", "cancelled"]
 InstanceStatus = Literal["pending", "running", "completed", "failed", "skipped"]
 
+#: Node kinds whose instances open scopes when they start. (A config's ``kind`` is a
+#: plain field: checking it is cheaper than ``isinstance`` on a pydantic class.)
+_COMPOSITE_KINDS = frozenset({"map", "subgraph"})
+
 
 def gate_id(key: str, call: int) -> str:
     """The id of the gate opened by call ``call`` of instance ``key``."""
@@ -75,31 +82,44 @@ class CallRecord:
     answer: ModelCalled | ToolReturned | ClockRead | None = None
 
 
-@dataclass(eq=False)
-class Instance:
-    """One node instance, as the log tells it."""
+#: The calls of an instance that made none: shared, and read-only so that it stays empty.
+_NO_CALLS: Mapping[int, CallRecord] = MappingProxyType({})
+
+
+class Instance(msgspec.Struct, eq=False, gc=False):
+    """One node instance, as the log tells it.
+
+    A msgspec struct (never encoded) rather than a dataclass: a long map makes one per
+    item, and a struct is built by C code, several times faster than running an __init__.
+    Not tracked by the cycle collector (``gc=False``): an instance holds only values from
+    the log, never anything that refers back to it, so it cannot be part of a cycle.
+    """
 
     key: str
     status: InstanceStatus = "pending"
     attempt: int = 0
+    started_at: int | None = None
+    ended_at: int | None = None
     #: First call index of the current attempt: a retry never reuses an old answer.
     call_base: int = 0
-    calls: dict[int, CallRecord] = field(default_factory=dict)
+    #: call index -> what the log holds for it (read-only: use :meth:`call` to add one).
+    calls: Mapping[int, CallRecord] = _NO_CALLS
     output: Payload | None = None
     route: list[str] | None = None
     error: ErrorInfo | None = None
     retry_at: int | None = None
     items: int | None = None
-    started_at: int | None = None
-    ended_at: int | None = None
     cost_usd: float = 0.0
     tokens: int = 0
     model_calls: int = 0
 
     def call(self, index: int) -> CallRecord:
-        rec = self.calls.get(index)
+        calls = self.calls
+        rec = calls.get(index)
         if rec is None:
-            rec = self.calls[index] = CallRecord()
+            if not isinstance(calls, dict):
+                calls = self.calls = {}
+            rec = calls[index] = CallRecord()
         return rec
 
     @property
@@ -205,24 +225,70 @@ class RunState:
         Raises:
             FoldError: the event is out of sequence or of a kind the fold does not know.
         """
-        if event.seq != self.next_seq:
-            raise FoldError(
-                f"run {self.run_id!r}: event seq {event.seq} applied where seq "
-                f"{self.next_seq} was expected"
-            )
-        handler = self._handlers.get(type(event.data))
-        if handler is None:
-            raise FoldError(
-                f"run {self.run_id!r} seq {event.seq}: no fold for event kind {event.kind!r}"
-            )
-        handler(event, event.data)
-        self.next_seq += 1
-        self.last_at = event.at
-        self.applied += 1
+        self.apply_all((event,))
 
     def apply_all(self, events: Iterable[Event]) -> RunState:
-        for ev in events:
-            self.apply(ev)
+        """Fold events in order (what :meth:`apply` does for each, in one loop).
+
+        Raises:
+            FoldError: as :meth:`apply`; the events before the bad one stay applied.
+        """
+        handlers = self._handlers
+        instances: dict[str | None, Instance] = self.instances  # type: ignore[assignment]
+        started, done = self.frontier.started, self.frontier.done
+        seq = start = self.next_seq
+        last_at = self.last_at
+        try:
+            for event in events:
+                if event.seq != seq:
+                    raise FoldError(
+                        f"run {self.run_id!r}: event seq {event.seq} applied where seq "
+                        f"{seq} was expected"
+                    )
+                data = event.data
+                # Every node instance has a node.started and a node.completed: they are
+                # most of a long log. Their common case is folded here, inline (a call
+                # per event is a good part of the cost of folding); handlers do the rest.
+                if isinstance(data, NodeCompleted):
+                    key = event.node
+                    inst = instances.get(key)
+                    if inst is None:
+                        self._node_completed(event, data)
+                    else:
+                        inst.status = "completed"
+                        inst.output = data.output
+                        inst.route = route = data.route
+                        inst.ended_at = event.at
+                        done(inst.key, route, skipped=False)
+                elif isinstance(data, NodeStarted):
+                    key = event.node
+                    if key is None or key in instances or data.attempt != 1:
+                        self._node_started(event, data)  # a retry, or no node
+                    else:
+                        try:
+                            node = started(key)
+                        except KeyError:
+                            node = None
+                        if node is None:
+                            self._node_started(event, data)  # raises: not reached
+                        else:
+                            inst = instances[key] = Instance(key, "running", 1, event.at)
+                            if node.config.kind in _COMPOSITE_KINDS:
+                                self._open_composite(inst, node, data)
+                else:
+                    handler = handlers.get(type(data))
+                    if handler is None:
+                        raise FoldError(
+                            f"run {self.run_id!r} seq {seq}: no fold for event kind {event.kind!r}"
+                        )
+                    handler(event, data)
+                seq += 1
+                last_at = event.at
+        finally:
+            # Counters are kept in locals while the loop runs; no handler reads them.
+            self.next_seq = seq
+            self.last_at = last_at
+            self.applied += seq - start
         return self
 
     # -- lookups --------------------------------------------------------------------
@@ -311,24 +377,32 @@ class RunState:
 
     def _node_started(self, ev: Event, d: NodeStarted) -> None:
         key = self._key(ev)
-        inst = self.instance(key)
-        inst.status = "running"
-        inst.attempt = d.attempt
-        inst.call_base = inst.next_call
-        inst.error = None
-        inst.retry_at = None
-        if inst.started_at is None:
-            inst.started_at = ev.at
-        self.frontier.started(key)
-        node = self.node(key)
-        config = node.config
-        if isinstance(config, MapConfig) and d.attempt == 1:
+        node = self.frontier.started(key)
+        attempt = d.attempt
+        inst = self.instances.get(key)
+        if inst is None:
+            inst = self.instances[key] = Instance(key, "running", attempt, ev.at)
+        else:
+            inst.status = "running"
+            inst.attempt = attempt
+            inst.call_base = inst.next_call
+            inst.error = None
+            inst.retry_at = None
+            if inst.started_at is None:
+                inst.started_at = ev.at
+        if attempt == 1 and node.config.kind in _COMPOSITE_KINDS:
+            self._open_composite(inst, node, d)
+
+    def _open_composite(self, inst: Instance, node: Node, d: NodeStarted) -> None:
+        """A map or subgraph instance started: open its scopes."""
+        key, config, fr = inst.key, node.config, self.frontier
+        if isinstance(config, MapConfig):
             inst.items = d.items or 0
             body = self._map_body(key, config)
-            self.frontier.open_map(key, body, inst.items, config.max_concurrency)
-        elif isinstance(config, SubgraphConfig) and d.attempt == 1:
+            fr.open_map(key, body, inst.items, config.max_concurrency)
+        elif isinstance(config, SubgraphConfig):
             sub = self.scope_graph(key).subgraphs[config.graph]
-            self.frontier.open_scope(key + "/", sub, self.frontier.order_keys[key], key)
+            fr.open_scope(key + "/", sub, fr.order_keys[key], key)
 
     def _map_body(self, key: str, config: MapConfig) -> GraphView:
         parent = self.scope_graph(key)
@@ -339,13 +413,17 @@ class RunState:
         return SingleNode(config.node, parent.subgraphs, parent.tools)
 
     def _node_completed(self, ev: Event, d: NodeCompleted) -> None:
-        key = self._key(ev)
-        inst = self.instance(key)
+        key = ev.node
+        inst = self.instances.get(key) if key is not None else None
+        if inst is None:  # (an instance exists only for a key the run has reached)
+            key = self._key(ev)
+            inst = self.instances[key] = Instance(key)
+        assert key is not None
         inst.status = "completed"
         inst.output = d.output
-        inst.route = d.route
+        inst.route = route = d.route
         inst.ended_at = ev.at
-        self.frontier.done(key, d.route, skipped=False)
+        self.frontier.done(key, route, skipped=False)
 
     def _node_failed(self, ev: Event, d: NodeFailed) -> None:
         inst = self.instance(self._key(ev))
@@ -431,7 +509,7 @@ class RunState:
         key = ev.node
         if key is None:
             raise FoldError(f"run {self.run_id!r} seq {ev.seq}: {ev.kind} without a node")
-        if key not in self.frontier.where:
+        if key not in self.frontier.places:
             raise FoldError(
                 f"run {self.run_id!r} seq {ev.seq}: {ev.kind} for node instance {key!r}, "
                 "which the run has not reached"

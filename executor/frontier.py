@@ -13,23 +13,32 @@ same answer by brute force; a property test keeps the two equal.
 
 Ready instances come out in a deterministic order: by *order key* — the topological
 indexes along the scope path (with the map item index in between) — then by key.
+
+Folding a long log is mostly folding map items, so the item path is kept lean: every
+instance has one :class:`Place` (``where``, ``order_keys`` and ``status`` are views of
+them, not three dicts to update), and the scope of an item of a one-node body (an inline
+body) is made only when someone asks for it. Tuples are extended by concatenation, not
+unpacking (RUF005): several times faster, on that path.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Literal, Protocol, TypeVar
+
+import msgspec
 
 from kir.schema import Edge, Node, ToolSpec
 
 __all__ = [
     "GraphView",
     "Scope",
+    "Shape",
     "MapFanout",
     "SingleNode",
+    "Place",
     "Frontier",
     "InstanceStatus",
     "frontier_from_scratch",
@@ -37,6 +46,7 @@ __all__ = [
 ]
 
 InstanceStatus = Literal["ready", "running", "done"]
+_V = TypeVar("_V")
 
 
 class GraphView(Protocol):
@@ -98,8 +108,12 @@ def item_prefix(parent_key: str, index: int) -> str:
     return f"{parent_key}[{index}]/"
 
 
-@dataclass(eq=False, slots=True)
-class Scope:
+# Scope, Place and MapFanout are msgspec structs (never encoded) rather than dataclasses:
+# a long map makes a place per item, and a struct is built by C code, several times
+# faster than running an __init__.
+
+
+class Scope(msgspec.Struct, eq=False):
     """One running copy of a graph."""
 
     prefix: str
@@ -109,16 +123,39 @@ class Scope:
     owner: str | None
     #: Item index within the owner, for map items.
     item: int | None = None
-    #: node id -> predecessors not yet decided.
-    undecided: dict[str, int] = field(default_factory=dict)
-    #: node ids with at least one taken incoming edge.
-    taken: set[str] = field(default_factory=set)
     #: nodes of the scope not yet done.
     remaining: int = 0
+    #: node id -> predecessors not yet decided.
+    undecided: dict[str, int] = {}
+    #: node ids with at least one taken incoming edge (None until the first one).
+    taken: set[str] | None = None
 
 
-@dataclass(eq=False, slots=True)
-class MapFanout:
+class Shape(msgspec.Struct, frozen=True, eq=False):
+    """What opening a copy of a graph needs, computed once per graph (not once per copy)."""
+
+    #: (node id, topological index) of the nodes without predecessors, in order.
+    roots: tuple[tuple[str, int], ...]
+    #: node id -> number of predecessors, for every other node (copied per scope).
+    undecided: dict[str, int]
+    #: number of nodes.
+    size: int
+
+    @staticmethod
+    def of(graph: GraphView) -> Shape:
+        preds, index = graph.predecessors, graph.index
+        roots: list[tuple[str, int]] = []
+        undecided: dict[str, int] = {}
+        for node_id in graph.order:
+            n = len(preds[node_id])
+            if n:
+                undecided[node_id] = n
+            else:
+                roots.append((node_id, index[node_id]))
+        return Shape(tuple(roots), undecided, len(graph.order))
+
+
+class MapFanout(msgspec.Struct, eq=False):
     """Progress of one map instance: items are opened up to ``limit`` at a time."""
 
     key: str
@@ -126,24 +163,123 @@ class MapFanout:
     total: int
     limit: int
     order_key: tuple[int, ...]
+    shape: Shape
+    #: (node id, topological index) of the body's node when it has one node: each item
+    #: is then a single :class:`Place`, its scope made only when asked for.
+    leaf: tuple[str, int] | None = None
     opened: int = 0
     finished: int = 0
 
 
+class Place(msgspec.Struct, eq=False, gc=False):
+    """Where one node instance is and how far it got: the frontier's record of it."""
+
+    key: str
+    #: Its scope; None for the node of a one-node map item until someone asks for it.
+    scope: Scope | None
+    node_id: str
+    order_key: tuple[int, ...]
+    status: InstanceStatus = "ready"
+    #: For the node of a one-node map item: its map's fan-out and its item index.
+    fan: MapFanout | None = None
+    item: int = 0
+
+
+class _PlaceView(Mapping[str, _V]):
+    """A read-only mapping over the places, showing one field of each."""
+
+    __slots__ = ("_field", "_places")
+
+    def __init__(self, places: dict[str, Place], field: Callable[[Place], _V]) -> None:
+        self._places = places
+        self._field = field
+
+    def __getitem__(self, key: str) -> _V:
+        return self._field(self._places[key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._places
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._places)
+
+    def __len__(self) -> int:
+        return len(self._places)
+
+
+def _where(place: Place) -> tuple[str, str]:
+    return place.key[: len(place.key) - len(place.node_id)], place.node_id
+
+
+def _order_key(place: Place) -> tuple[int, ...]:
+    return place.order_key
+
+
+def _status(place: Place) -> InstanceStatus:
+    return place.status
+
+
+class _Scopes(Mapping[str, Scope]):
+    """Every scope by prefix: those opened, and the one-node map items' (made when asked)."""
+
+    __slots__ = ("_frontier", "opened")
+
+    def __init__(self, frontier: Frontier) -> None:
+        self._frontier = frontier
+        self.opened: dict[str, Scope] = {}
+
+    def __getitem__(self, prefix: str) -> Scope:
+        scope = self.opened.get(prefix)
+        if scope is None:
+            place = self._frontier._item_place(prefix)
+            if place is None:
+                raise KeyError(prefix)
+            scope = self._frontier.scope_of(place)
+        return scope
+
+    def __contains__(self, prefix: object) -> bool:
+        if prefix in self.opened:
+            return True
+        return isinstance(prefix, str) and self._frontier._item_place(prefix) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.opened
+        for fan in self._frontier.fanouts.values():
+            if fan.leaf is not None:
+                for i in range(fan.opened):
+                    yield f"{fan.key}[{i}]/"
+
+    def __len__(self) -> int:
+        items = sum(f.opened for f in self._frontier.fanouts.values() if f.leaf is not None)
+        return len(self.opened) + items
+
+
 class Frontier:
-    """Incremental runnable set over a tree of scopes."""
+    """Incremental runnable set over a tree of scopes.
+
+    Every instance the run has reached has one :class:`Place` (``places``); ``where``,
+    ``order_keys`` and ``status`` are read-only views of them.
+    """
 
     def __init__(self) -> None:
-        self.scopes: dict[str, Scope] = {}
-        self.status: dict[str, InstanceStatus] = {}
+        scopes = _Scopes(self)
+        #: prefix -> scope (read-only).
+        self.scopes: Mapping[str, Scope] = scopes
+        self._opened = scopes.opened
+        #: key -> its place.
+        self.places: dict[str, Place] = {}
         #: key -> (scope prefix, node id)
-        self.where: dict[str, tuple[str, str]] = {}
-        self.order_keys: dict[str, tuple[int, ...]] = {}
+        self.where: Mapping[str, tuple[str, str]] = _PlaceView(self.places, _where)
+        #: key -> order key (see the module docstring).
+        self.order_keys: Mapping[str, tuple[int, ...]] = _PlaceView(self.places, _order_key)
+        #: key -> "ready", "running" or "done".
+        self.status: Mapping[str, InstanceStatus] = _PlaceView(self.places, _status)
         self.fanouts: dict[str, MapFanout] = {}
         # Ready instances, as a heap once something is taken from it. While a log is only
-        # being folded (on resume) nothing is taken, so entries are just appended and the
-        # heap is built on the first pop from the entries still ready.
-        self._ready: list[tuple[tuple[int, ...], str]] = []
+        # being folded (on resume) nothing is taken, so places are just appended and the
+        # heap is built on the first pop from those still ready.
+        self._made_ready: list[Place] = []
+        self._heap: list[tuple[tuple[int, ...], str]] = []
         self._heaped = False
         #: Instances all of whose incoming edges were untaken: to be skipped.
         self.skippable: deque[str] = deque()
@@ -162,24 +298,28 @@ class Frontier:
         order_key: tuple[int, ...],
         owner: str | None,
         item: int | None = None,
+        shape: Shape | None = None,
     ) -> Scope:
-        """Start a copy of ``graph`` under ``prefix``; its root nodes become ready."""
-        scope = Scope(prefix, graph, order_key, owner, item, remaining=len(graph.order))
-        self.scopes[prefix] = scope
-        preds = graph.predecessors
-        for node_id in graph.order:
-            n = len(preds[node_id])
-            if n == 0:
-                self._make_ready(scope, node_id)
-            else:
-                scope.undecided[node_id] = n
-        if scope.remaining == 0:
+        """Start a copy of ``graph`` under ``prefix``; its root nodes become ready.
+
+        ``shape`` is ``Shape.of(graph)`` when the caller has it (a map reuses one for all
+        its items).
+        """
+        if shape is None:
+            shape = Shape.of(graph)
+        scope = Scope(prefix, graph, order_key, owner, item, shape.size, dict(shape.undecided))
+        self._opened[prefix] = scope
+        for node_id, index in shape.roots:
+            self._make_ready(Place(prefix + node_id, scope, node_id, order_key + (index,)))  # noqa: RUF005
+        if not shape.size:
             self._scope_finished(scope)
         return scope
 
     def open_map(self, key: str, body: GraphView, total: int, limit: int) -> None:
         """A map instance started over ``total`` items; open the first ``limit`` of them."""
-        fan = MapFanout(key, body, total, max(1, limit), self.order_keys[key])
+        shape = Shape.of(body)
+        leaf = shape.roots[0] if shape.size == 1 else None
+        fan = MapFanout(key, body, total, max(1, limit), self.order_keys[key], shape, leaf)
         self.fanouts[key] = fan
         if total == 0:
             self.composites_done.append(key)
@@ -189,8 +329,20 @@ class Frontier:
 
     def _open_item(self, fan: MapFanout) -> None:
         i = fan.opened
-        fan.opened += 1
-        self.open_scope(item_prefix(fan.key, i), fan.body, (*fan.order_key, i), fan.key, i)
+        fan.opened = i + 1
+        if fan.leaf is None:
+            okey = fan.order_key + (i,)  # noqa: RUF005
+            self.open_scope(item_prefix(fan.key, i), fan.body, okey, fan.key, i, fan.shape)
+            return
+        # One node: a place, and no scope until asked for (see scope_of).
+        node_id, index = fan.leaf
+        key = f"{fan.key}[{i}]/{node_id}"  # item_prefix(fan.key, i) + node_id
+        place = Place(key, None, node_id, fan.order_key + (i, index), "ready", fan, i)  # noqa: RUF005
+        self.places[key] = place
+        if self._heaped:
+            heapq.heappush(self._heap, (place.order_key, key))
+        else:
+            self._made_ready.append(place)
 
     def _scope_finished(self, scope: Scope) -> None:
         self.updates += 1
@@ -208,85 +360,139 @@ class Frontier:
         elif fan.finished == fan.total:
             self.composites_done.append(owner)
 
+    def scope_of(self, place: Place) -> Scope:
+        """The scope of an instance (made now for the node of a one-node map item)."""
+        scope = place.scope
+        if scope is None:
+            fan = place.fan
+            assert fan is not None  # only those places are made without their scope
+            i = place.item
+            remaining = 0 if place.status == "done" else 1
+            okey = fan.order_key + (i,)  # noqa: RUF005
+            scope = place.scope = Scope(
+                item_prefix(fan.key, i), fan.body, okey, fan.key, i, remaining
+            )
+        return scope
+
+    def _item_place(self, prefix: str) -> Place | None:
+        """The place of the node of one-node map item ``prefix``, if it has been opened."""
+        owner, bracket, index = prefix[:-2].rpartition("[")
+        fan = self.fanouts.get(owner)
+        if (
+            fan is None
+            or fan.leaf is None
+            or not bracket
+            or not prefix.endswith("]/")
+            or not index.isdecimal()
+            or item_prefix(owner, int(index)) != prefix  # one spelling per index
+        ):
+            return None
+        return self.places.get(prefix + fan.leaf[0])
+
     # -- instances ------------------------------------------------------------------
 
-    def _make_ready(self, scope: Scope, node_id: str) -> None:
-        key = scope.prefix + node_id
-        okey = (*scope.order_key, scope.graph.index[node_id])
-        self.where[key] = (scope.prefix, node_id)
-        self.order_keys[key] = okey
-        self.status[key] = "ready"
+    def _make_ready(self, place: Place) -> None:
+        self.places[place.key] = place
         if self._heaped:
-            heapq.heappush(self._ready, (okey, key))
+            heapq.heappush(self._heap, (place.order_key, place.key))
         else:
-            self._ready.append((okey, key))
+            self._made_ready.append(place)
 
     def _make_skippable(self, scope: Scope, node_id: str) -> None:
         key = scope.prefix + node_id
-        self.where[key] = (scope.prefix, node_id)
-        self.order_keys[key] = (*scope.order_key, scope.graph.index[node_id])
-        self.status[key] = "ready"
+        okey = scope.order_key + (scope.graph.index[node_id],)  # noqa: RUF005
+        self.places[key] = Place(key, scope, node_id, okey)
         self.skippable.append(key)
 
-    def started(self, key: str) -> None:
-        """``node.started`` for ``key`` (a restart after a failure is allowed)."""
-        self.status[key] = "running"
+    def started(self, key: str) -> Node:
+        """``node.started`` for ``key`` (a restart after a failure is allowed).
+
+        Returns the node the instance runs.
+
+        Raises:
+            KeyError: the run has not reached ``key``.
+        """
+        place = self.places[key]
+        place.status = "running"
+        fan, scope = place.fan, place.scope
+        graph = fan.body if fan is not None else scope.graph  # type: ignore[union-attr]
+        return graph.nodes[place.node_id]
 
     def done(self, key: str, route: Iterable[str] | None, *, skipped: bool) -> None:
         """``key`` completed (taking the edges ``route`` allows) or was skipped."""
-        if self.status.get(key) == "done":
+        place = self.places[key]
+        if place.status == "done":
             return
-        self.status[key] = "done"
-        prefix, node_id = self.where[key]
-        scope = self.scopes[prefix]
-        labels = None if route is None else set(route)
+        place.status = "done"
+        scope = place.scope
+        fan = place.fan
+        if fan is not None:  # the node of a one-node map item: the item is done
+            if scope is not None:
+                scope.remaining = 0
+            self.updates += 1
+            fan.finished += 1
+            if fan.opened < fan.total:
+                self._open_item(fan)
+            elif fan.finished == fan.total:
+                self.composites_done.append(fan.key)
+            return
+        assert scope is not None
         graph = scope.graph
-        if graph.successors[node_id]:
+        succs = graph.successors[place.node_id]
+        if succs:
+            labels = None if route is None else set(route)
             taken_targets: set[str] = set()
             if not skipped:
-                for edge in graph.out_edges[node_id]:
+                for edge in graph.out_edges[place.node_id]:
                     if edge.when is None or (labels is not None and edge.when in labels):
                         taken_targets.add(edge.target)
-            for succ in graph.successors[node_id]:
+            undecided, taken = scope.undecided, scope.taken
+            if taken is None:
+                taken = scope.taken = set()
+            prefix = scope.prefix
+            for succ in succs:
                 self.updates += 1
                 if succ in taken_targets:
-                    scope.taken.add(succ)
-                left = scope.undecided[succ] - 1
-                scope.undecided[succ] = left
-                if left == 0:
-                    del scope.undecided[succ]
-                    if succ in scope.taken:
-                        self._make_ready(scope, succ)
-                    else:
-                        self._make_skippable(scope, succ)
+                    taken.add(succ)
+                left = undecided[succ] - 1
+                if left:
+                    undecided[succ] = left
+                    continue
+                del undecided[succ]
+                if succ in taken:
+                    okey = scope.order_key + (graph.index[succ],)  # noqa: RUF005
+                    self._make_ready(Place(prefix + succ, scope, succ, okey))
+                else:
+                    self._make_skippable(scope, succ)
         scope.remaining -= 1
-        if scope.remaining == 0:
+        if not scope.remaining:
             self._scope_finished(scope)
 
     # -- queries --------------------------------------------------------------------
 
     def pop_ready(self) -> str | None:
         """The next ready instance in order, removed from the ready set."""
+        heap = self._heap
         if not self._heaped:
-            status = self.status
-            self._ready = [e for e in self._ready if status.get(e[1]) == "ready"]
-            heapq.heapify(self._ready)
+            heap.extend((p.order_key, p.key) for p in self._made_ready if p.status == "ready")
+            heapq.heapify(heap)
+            self._made_ready = []
             self._heaped = True
-        heap = self._ready
+        places = self.places
         while heap:
             _, key = heapq.heappop(heap)
-            if self.status.get(key) == "ready":
+            if places[key].status == "ready":
                 return key
         return None
 
     def ready_set(self) -> set[str]:
         """Every ready instance (including those waiting to be skipped)."""
-        return {k for k, s in self.status.items() if s == "ready"}
+        return {k for k, p in self.places.items() if p.status == "ready"}
 
     def node_of(self, key: str) -> tuple[Scope, str]:
         """The scope and node id of an instance."""
-        prefix, node_id = self.where[key]
-        return self.scopes[prefix], node_id
+        place = self.places[key]
+        return self.scope_of(place), place.node_id
 
 
 def frontier_from_scratch(
