@@ -233,9 +233,8 @@ class RunState:
         Raises:
             FoldError: as :meth:`apply`; the events before the bad one stay applied.
         """
-        handlers = self._handlers
-        instances: dict[str | None, Instance] = self.instances  # type: ignore[assignment]
-        started, done = self.frontier.started, self.frontier.done
+        handlers, instances = self._handlers, self.instances
+        places, started, done = self.frontier.places, self.frontier.started, self.frontier.done
         seq = start = self.next_seq
         last_at = self.last_at
         try:
@@ -251,7 +250,7 @@ class RunState:
                 # per event is a good part of the cost of folding); handlers do the rest.
                 if isinstance(data, NodeCompleted):
                     key = event.node
-                    inst = instances.get(key)
+                    inst = None if key is None else instances.get(key)
                     if inst is None:
                         self._node_completed(event, data)
                     else:
@@ -262,19 +261,13 @@ class RunState:
                         done(inst.key, route, skipped=False)
                 elif isinstance(data, NodeStarted):
                     key = event.node
-                    if key is None or key in instances or data.attempt != 1:
-                        self._node_started(event, data)  # a retry, or no node
+                    if key is None or data.attempt != 1 or key in instances or key not in places:
+                        self._node_started(event, data)  # a retry, or an error
                     else:
-                        try:
-                            node = started(key)
-                        except KeyError:
-                            node = None
-                        if node is None:
-                            self._node_started(event, data)  # raises: not reached
-                        else:
-                            inst = instances[key] = Instance(key, "running", 1, event.at)
-                            if node.config.kind in _COMPOSITE_KINDS:
-                                self._open_composite(inst, node, data)
+                        node = started(key)
+                        inst = instances[key] = Instance(key, "running", 1, event.at)
+                        if node.config.kind in _COMPOSITE_KINDS:
+                            self._open_composite(inst, node, data)
                 else:
                     handler = handlers.get(type(data))
                     if handler is None:
@@ -413,17 +406,13 @@ class RunState:
         return SingleNode(config.node, parent.subgraphs, parent.tools)
 
     def _node_completed(self, ev: Event, d: NodeCompleted) -> None:
-        key = ev.node
-        inst = self.instances.get(key) if key is not None else None
-        if inst is None:  # (an instance exists only for a key the run has reached)
-            key = self._key(ev)
-            inst = self.instances[key] = Instance(key)
-        assert key is not None
+        key = self._key(ev)
+        inst = self.instance(key)
         inst.status = "completed"
         inst.output = d.output
-        inst.route = route = d.route
+        inst.route = d.route
         inst.ended_at = ev.at
-        self.frontier.done(key, route, skipped=False)
+        self.frontier.done(key, d.route, skipped=False)
 
     def _node_failed(self, ev: Event, d: NodeFailed) -> None:
         inst = self.instance(self._key(ev))

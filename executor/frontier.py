@@ -337,12 +337,8 @@ class Frontier:
         # One node: a place, and no scope until asked for (see scope_of).
         node_id, index = fan.leaf
         key = f"{fan.key}[{i}]/{node_id}"  # item_prefix(fan.key, i) + node_id
-        place = Place(key, None, node_id, fan.order_key + (i, index), "ready", fan, i)  # noqa: RUF005
-        self.places[key] = place
-        if self._heaped:
-            heapq.heappush(self._heap, (place.order_key, key))
-        else:
-            self._made_ready.append(place)
+        okey = fan.order_key + (i, index)  # noqa: RUF005
+        self._make_ready(Place(key, None, node_id, okey, "ready", fan, i))
 
     def _scope_finished(self, scope: Scope) -> None:
         self.updates += 1

@@ -227,7 +227,7 @@ def _check(
         seen_edges[key] = i
         source_node = by_id.get(src)
         if source_node is not None and (
-            e.when is not None or isinstance(source_node.config, RouterConfig)
+            e.when is not None or type(source_node.config) is RouterConfig
         ):
             _check_when(source_node, e.when, f"{path}.edges[{i}]", errors)
         if ok and dst not in succ[src]:
@@ -263,7 +263,7 @@ def _check(
 
 def _check_when(src: Node, when: str | None, ep: str, errors: list[KirError]) -> None:
     config = src.config
-    if isinstance(config, RouterConfig):
+    if type(config) is RouterConfig:
         labels = ", ".join(config.labels)
         if when is None:
             errors.append(
@@ -279,7 +279,7 @@ def _check_when(src: Node, when: str | None, ep: str, errors: list[KirError]) ->
                     path=f"{ep}.when",
                 )
             )
-    elif isinstance(config, GateConfig):
+    elif type(config) is GateConfig:
         decisions = gate_decisions(config)
         if when is not None and when not in decisions:
             errors.append(
@@ -421,34 +421,34 @@ def _check_node(n: Node, np: str, anchor: str, s: _Scope, *, in_map: bool) -> No
             _check_template(text, f"{np}.config.{where}", n.id, names, errors)
 
     c = n.config
-    if isinstance(c, LlmConfig):
+    if type(c) is LlmConfig:
         template(c.prompt, "prompt")
         template(c.system, "system")
         _check_json(c.params, f"{np}.config.params", n.id, errors)
         _check_json(c.output_schema, f"{np}.config.output_schema", n.id, errors)
-    elif isinstance(c, AgentConfig):
+    elif type(c) is AgentConfig:
         template(c.instructions, "instructions")
         for j, t in enumerate(c.tools):
             _check_tool(t, f"{np}.config.tools[{j}]", n.id, s)
         _check_json(c.params, f"{np}.config.params", n.id, errors)
         _check_json(c.output_schema, f"{np}.config.output_schema", n.id, errors)
-    elif isinstance(c, ToolConfig):
+    elif type(c) is ToolConfig:
         _check_tool(c.tool, f"{np}.config.tool", n.id, s)
         _check_json(c.args, f"{np}.config.args", n.id, errors)
         for loc, text in _strings(c.args):
             _check_template(text, (f"{np}.config.args", loc), n.id, names, errors)
-    elif isinstance(c, CodeConfig):
+    elif type(c) is CodeConfig:
         _check_json(c.params, f"{np}.config.params", n.id, errors)
-    elif isinstance(c, GateConfig):
+    elif type(c) is GateConfig:
         template(c.question, "question")
         _check_json(c.answer_schema, f"{np}.config.answer_schema", n.id, errors)
-    elif isinstance(c, RouterConfig):
+    elif type(c) is RouterConfig:
         template(c.prompt, "prompt")
         if c.condition is not None:
             _check_condition(c.condition, f"{np}.config.condition", n.id, names, errors)
-    elif isinstance(c, MapConfig):
+    elif type(c) is MapConfig:
         _check_map(n, c, np, anchor, s, in_map=in_map)
-    elif isinstance(c, SubgraphConfig):
+    elif type(c) is SubgraphConfig:
         sub = _resolve(c.graph, f"{np}.config.graph", n.id, s)
         if sub is not None:
             _check_required_inputs(sub, set(names), np, n.id, errors)
@@ -685,7 +685,7 @@ def _list_type(b: Binding, s: _Scope) -> str | None:
         schema = s.g.inputs_schema
     elif b.source == "node" and b.node in s.kinds:
         c = s.kinds[b.node].config
-        if isinstance(c, MapConfig):
+        if type(c) is MapConfig:
             return "array" if not b.path else None
         schema = c.output_schema if isinstance(c, (LlmConfig, AgentConfig)) else None
     else:

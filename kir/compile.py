@@ -96,11 +96,11 @@ class SortSets:
         def node(n: Node) -> Node:
             # Copy only what changes: model_copy is not free and most lists are sorted.
             c = n.config
-            if isinstance(c, RouterConfig) and not _is_sorted(c.labels):
+            if type(c) is RouterConfig and not _is_sorted(c.labels):
                 c = c.model_copy(update={"labels": sorted(c.labels)})
-            elif isinstance(c, AgentConfig) and not _is_sorted(c.tools):
+            elif type(c) is AgentConfig and not _is_sorted(c.tools):
                 c = c.model_copy(update={"tools": sorted(c.tools)})
-            elif isinstance(c, MapConfig) and c.node is not None:
+            elif type(c) is MapConfig and c.node is not None:
                 body = node(c.node)
                 if body is not c.node:
                     c = c.model_copy(update={"node": body})
@@ -358,9 +358,9 @@ def _target(e: Edge) -> str:
 
 def _graph_refs(n: Node) -> Iterator[str]:
     c = n.config
-    if isinstance(c, SubgraphConfig):
+    if type(c) is SubgraphConfig:
         yield c.graph
-    elif isinstance(c, MapConfig):
+    elif type(c) is MapConfig:
         if c.graph is not None:
             yield c.graph
         if c.node is not None:

@@ -11,11 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from executor.api import arun
 from executor.errors import FoldError
 from executor.fold import RunState
 from executor.frontier import frontier_from_scratch
 from executor.schedule import EngineOptions
-from kir import Graph, compile_graph
+from kir import Edge, Graph, Node, compile_graph
+from kir.schema import MapConfig, SubgraphConfig
 from substrate import CallKey, MockModel, SQLiteStore, StepClock
 from substrate.events import Event, Head, Inline, NodeCompleted, seal
 from tests.executor.randgraph import graphs
@@ -108,3 +110,93 @@ def test_fold_refuses_out_of_order_and_unknown_events() -> None:
     skipped, _, _ = seal(Head(5, None), [(0, None, NodeCompleted(Inline(1)))])
     with pytest.raises(FoldError, match="event seq 5 applied where seq 0 was expected"):
         RunState(compiled, "r").apply(skipped[0])
+
+
+def _composites() -> Graph:
+    """Every way of opening scopes: a map of maps, maps over one- and two-node graphs, a
+    subgraph, each body inline or declared."""
+    from tests.executor.helpers import code
+
+    one = Graph(id="one", nodes=[code("d", "double", {"x": "$input.item"})], output="d")
+    two = Graph(
+        id="two",
+        nodes=[code("d", "double", {"x": "$input.item"}), code("i", "inc", {"x": "d"})],
+        edges=[Edge("d", "i")],
+        output="i",
+    )
+    inner = Node(
+        id="inner",
+        config=MapConfig(over="$item", node=code("e", "double", {"x": "$item"}), max_concurrency=2),
+    )
+    return Graph(
+        nodes=[
+            Node(id="outer", config=MapConfig(over="$input.items", node=inner, max_concurrency=2)),
+            Node(id="m1", config=MapConfig(over="$input.flat", graph="one", max_concurrency=2)),
+            Node(id="m2", config=MapConfig(over="$input.flat", graph="two")),
+            Node(id="sub", config=SubgraphConfig(graph="two"), inputs={"item": "$input.x"}),
+        ],
+        subgraphs=[one, two],
+    )
+
+
+def test_fold_of_composite_scopes_equals_the_live_state() -> None:
+    graph = _composites()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(Path(tmp) / "runs.db")
+        try:
+            inputs = {"x": 3, "items": [[1, 2, 3], [], [4]], "flat": [5, 6, 7]}
+            res = asyncio.run(
+                arun(
+                    graph, inputs, store=store, run_id="r", options=EngineOptions(max_concurrency=3)
+                )
+            )
+            assert res.status == "completed", res.error
+            assert res.output == {
+                "outer": [[2, 4, 6], [], [8]],
+                "m1": [10, 12, 14],
+                "m2": [11, 13, 15],
+                "sub": 7,
+            }
+            log = store.read("r")
+        finally:
+            store.close()
+    compiled = compile_graph(graph)
+    live = RunState(compiled, "r").apply_all(log)
+    folded = RunState(compiled, "r")
+    for event in log:
+        folded.apply(event)
+        _check_frontier(folded)
+    assert folded.snapshot() == live.snapshot()
+    fr = folded.frontier
+    # Item scopes of one-node bodies are made when asked for, and look like any other.
+    scope = fr.scopes["outer[2]/"]
+    assert (scope.prefix, scope.owner, scope.item, scope.order_key) == (
+        "outer[2]/",
+        "outer",
+        2,
+        (*fr.order_keys["outer"], 2),
+    )
+    assert fr.node_of("outer[2]/inner[0]/e")[0] is fr.scopes["outer[2]/inner[0]/"]
+    assert fr.where["m1[1]/d"] == ("m1[1]/", "d")
+    assert fr.order_keys["m1[1]/d"] == (*fr.order_keys["m1"], 1, 0)
+    assert "m1[3]/" not in fr.scopes  # never opened
+    assert "m1[01]/" not in fr.scopes  # one spelling per index
+    assert "m2[2]/" in fr.scopes
+    assert sorted(fr.scopes) == [
+        "",
+        "m1[0]/",
+        "m1[1]/",
+        "m1[2]/",
+        "m2[0]/",
+        "m2[1]/",
+        "m2[2]/",
+        "outer[0]/",
+        "outer[0]/inner[0]/",
+        "outer[0]/inner[1]/",
+        "outer[0]/inner[2]/",
+        "outer[1]/",
+        "outer[2]/",
+        "outer[2]/inner[0]/",
+        "sub/",
+    ]
+    assert len(fr.scopes) == len(list(fr.scopes))
