@@ -383,22 +383,19 @@ def case_map_jitter(r: Rec) -> None:
     r.start(_map_graph(), {"items": [4, 1, 3, 5, 2, 6, 9]})
 
 
+def _poems(prompt: str, concurrency: int) -> Node:
+    """A map of llm bodies over ``$input.topics``."""
+    body = Node(
+        id="poem", config=LlmConfig(model="mock:poet", prompt=prompt), inputs={"t": "$item"}
+    )
+    return Node(
+        id="poems", config=MapConfig(over="$input.topics", node=body, max_concurrency=concurrency)
+    )
+
+
 def case_map_llm_jitter(r: Rec) -> None:
     g = Graph(
-        nodes=[
-            Node(
-                id="poems",
-                config=MapConfig(
-                    over="$input.topics",
-                    node=Node(
-                        id="poem",
-                        config=LlmConfig(model="mock:poet", prompt="A haiku about {t}"),
-                        inputs={"t": "$item"},
-                    ),
-                    max_concurrency=4,
-                ),
-            )
-        ],
+        nodes=[_poems("A haiku about {t}", 4)],
         output="poems",
     )
     r.start(
@@ -582,18 +579,7 @@ def case_crash_resume(r: Rec) -> None:
 def case_crash_resume_many(r: Rec) -> None:
     g = Graph(
         nodes=[
-            Node(
-                id="poems",
-                config=MapConfig(
-                    over="$input.topics",
-                    node=Node(
-                        id="poem",
-                        config=LlmConfig(model="mock:poet", prompt="A line on {t}"),
-                        inputs={"t": "$item"},
-                    ),
-                    max_concurrency=3,
-                ),
-            ),
+            _poems("A line on {t}", 3),
             code("count", "shout", {"text": "$input.label"}),
         ],
         edges=edges("poems>count"),
