@@ -57,6 +57,7 @@ __all__ = [
     "raise_budget",
     "load_graph",
     "fold_log",
+    "load_state",
     "result_of",
 ]
 
@@ -254,6 +255,26 @@ def fold_log(graph: CompiledGraph, run_id: str, log: list[Event]) -> RunState:
         return RunState(graph, run_id).apply_all(log)
 
 
+def load_state(store: EventStore, run_id: str) -> RunState:
+    """The state of a run, folded from its log as the log is read, a chunk at a time.
+
+    What ``fold_log(*load_graph(store, run_id))`` gives, without holding the whole log:
+    each chunk is folded while it is still in the CPU's caches, then freed.
+    """
+    state: RunState | None = None
+    with gc_paused():
+        for chunk in store.read_chunks(run_id):
+            if state is None:
+                first = chunk[0].data
+                if not isinstance(first, RunStarted):
+                    raise ExecutorError(f"run {run_id!r} does not begin with run.started")
+                state = RunState(_graph_by_hash(store, first.graph_hash, run_id), run_id)
+            state.apply_all(chunk)
+    if state is None:
+        raise RunNotFound(run_id)
+    return state
+
+
 async def aresume(
     run_id: str,
     *,
@@ -264,8 +285,7 @@ async def aresume(
     options: EngineOptions = EngineOptions(),
 ) -> RunResult:
     """Take a run over (after a crash, or once what it waited on arrived) and drive it."""
-    graph, log = load_graph(store, run_id)
-    state = fold_log(graph, run_id, log)
+    state = load_state(store, run_id)
     if state.terminal:
         return result_of(state, store)
     engine = Engine(

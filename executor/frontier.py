@@ -324,7 +324,7 @@ class Frontier:
         if total == 0:
             self.composites_done.append(key)
             return
-        while fan.opened < min(fan.total, fan.limit):
+        for _ in range(min(fan.total, fan.limit)):
             self._open_item(fan)
 
     def _open_item(self, fan: MapFanout) -> None:
@@ -338,7 +338,11 @@ class Frontier:
         node_id, index = fan.leaf
         key = f"{fan.key}[{i}]/{node_id}"  # item_prefix(fan.key, i) + node_id
         okey = fan.order_key + (i, index)  # noqa: RUF005
-        self._make_ready(Place(key, None, node_id, okey, "ready", fan, i))
+        place = self.places[key] = Place(key, None, node_id, okey, "ready", fan, i)
+        if self._heaped:  # what _make_ready does, inline: a long map opens many items
+            heapq.heappush(self._heap, (okey, key))
+        else:
+            self._made_ready.append(place)
 
     def _scope_finished(self, scope: Scope) -> None:
         self.updates += 1
@@ -414,7 +418,7 @@ class Frontier:
         graph = fan.body if fan is not None else scope.graph  # type: ignore[union-attr]
         return graph.nodes[place.node_id]
 
-    def done(self, key: str, route: Iterable[str] | None, *, skipped: bool) -> None:
+    def done(self, key: str, route: Iterable[str] | None, skipped: bool) -> None:
         """``key`` completed (taking the edges ``route`` allows) or was skipped."""
         place = self.places[key]
         if place.status == "done":

@@ -37,7 +37,7 @@ compares two runs: the first diverging event and a per-node summary.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -321,6 +321,11 @@ class _ReplayStore:
     def read(self, run_id: str, from_seq: int = 0) -> list[Event]:
         del run_id
         return self.rec.events[max(from_seq, 0) : self.visible]
+
+    def read_chunks(self, run_id: str, from_seq: int = 0) -> Iterator[list[Event]]:
+        events = self.read(run_id, from_seq)
+        if events:
+            yield events
 
     def head(self, run_id: str) -> Head:
         del run_id

@@ -23,8 +23,9 @@ import asyncio
 import os
 import socket
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from executor.context import NodeContext, Suspend
@@ -59,7 +60,7 @@ from substrate.events import (
     RunResumed,
     RunStarted,
     RunWaiting,
-    seal,
+    seal_one,
 )
 from substrate.live import SeededIds, SeededRng
 from substrate.ports import Clock, ModelPort, ModelRequest, ToolPort
@@ -86,6 +87,14 @@ class BudgetStop(ExecutorError):
 
 class NodeTimeout(NodeError):
     """A node attempt ran past its ``timeout_s`` (wall clock: an input on replay)."""
+
+
+def _input_what(key: str, name: str, source: str) -> str:
+    return f"node {key!r} input {name!r} ({source})"
+
+
+def _text(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()
 
 
 @dataclass(frozen=True)
@@ -187,7 +196,7 @@ class Engine:
     ) -> Event:
         """Append ``data`` to the pending batch and fold it into the state."""
         when = self.clock.now() if at is None else at
-        (event,), (body,), self._head = seal(self._head, [(when, node, data)])
+        event, body, self._head = seal_one(self._head, when, node, data)
         p = self._pending
         p.events.append(event)
         p.bodies.append(body)
@@ -295,7 +304,9 @@ class Engine:
         self._scope_inputs[prefix] = value
         return value
 
-    def _resolve(self, binding: Binding, prefix: str, what: str) -> Any:
+    def _resolve(self, binding: Binding, prefix: str, what: str | Callable[[], str]) -> Any:
+        """The value ``binding`` reads in scope ``prefix``; ``what`` names it in errors
+        (a callable is called only for an error or a path: the common case builds no text)."""
         fr = self.state.frontier
         scope = fr.scopes[prefix]
         if binding.source == "input":
@@ -305,7 +316,9 @@ class Engine:
             while item_scope.item is None and item_scope.owner is not None:
                 item_scope = fr.scopes[fr.where[item_scope.owner][0]]
             if item_scope.item is None or item_scope.owner is None:
-                raise NodeError(f"{what}: ${binding.source} is only defined inside a map body")
+                raise NodeError(
+                    f"{_text(what)}: ${binding.source} is only defined inside a map body"
+                )
             if binding.source == "index":
                 return item_scope.item
             base = self._map_items(item_scope.owner)[item_scope.item]
@@ -317,8 +330,10 @@ class Engine:
             base = self.value_of(node_prefix + binding.node)
             if base is None and binding.path:
                 return None  # an untaken branch: its fields are None
+        if not binding.path:
+            return base
         try:
-            return lookup(base, binding.path, what=what)
+            return lookup(base, binding.path, what=_text(what))
         except KirError as exc:
             raise NodeError(str(exc)) from None
 
@@ -329,7 +344,9 @@ class Engine:
         out = {}
         for name, source in node.inputs.items():
             out[name] = self._resolve(
-                parse_binding(source), scope.prefix, f"node {key!r} input {name!r} ({source})"
+                parse_binding(source),
+                scope.prefix,
+                partial(_input_what, key, name, source),
             )
         return out
 
@@ -485,17 +502,19 @@ class Engine:
 
     async def _wait_tasks(self) -> list[asyncio.Future[tuple[str, Any]]]:
         """Tasks that finished, in the order to record them; [] after a poll for inputs."""
-        done = {t for t in self._tasks if t.done()}
+        done = [t for t in self._tasks if t.done()]
         if done:  # handlers that finished without suspending: no trip through the loop
-            return sorted(done, key=lambda t: self._order(self._tasks[t]))
-        done, _ = await asyncio.wait(
+            if len(done) > 1:
+                done.sort(key=lambda t: self._order(self._tasks[t]))
+            return done
+        finished, _ = await asyncio.wait(
             set(self._tasks),
             timeout=self.options.poll_interval_s,
             return_when=asyncio.FIRST_COMPLETED,
         )
-        if not done:
+        if not finished:
             await self._poll_inputs()
-        return sorted(done, key=lambda t: self._order(self._tasks[t]))
+        return sorted(finished, key=lambda t: self._order(self._tasks[t]))
 
     def _order(self, key: str) -> tuple[tuple[int, ...], str]:
         return self.state.frontier.order_keys[key], key

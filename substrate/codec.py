@@ -58,7 +58,7 @@ def encode(value: Any) -> bytes:
         data = _ENCODER.encode(value)
     except (TypeError, ValueError, OverflowError) as exc:
         raise CodecError(f"cannot encode {type(value).__name__}: {exc}") from None
-    if b"null" in data:
+    if data.find(b"null") != -1:  # not `in`: bytes.__contains__ tries an int first
         check_finite(value)
     return data
 

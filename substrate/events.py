@@ -70,6 +70,7 @@ __all__ = [
     "decode_event",
     "decode_events",
     "seal",
+    "seal_one",
     "verify_chain",
 ]
 
@@ -79,12 +80,16 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 
 
-class _Rec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+class _Rec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True, gc=False):
     """Base of every recorded struct: immutable, strict on decode.
 
     Fields equal to their default are not written. Besides keeping logs small, this is
     what lets a new defaulted field be added without changing a single byte of the
     events already recorded: old logs re-encode, hash and replay exactly as before.
+
+    Not tracked by the cycle collector (``gc=False``, inherited): a recorded struct holds
+    JSON values, which are trees, so it is never part of a reference cycle, and a long
+    log is hundreds of thousands of them that a collection would otherwise walk.
     """
 
 
@@ -405,11 +410,12 @@ DERIVATION_KINDS: Final = frozenset(k for k, t in EVENT_TYPES.items() if not t.I
 # -- the envelope --------------------------------------------------------------
 
 
-class Event(msgspec.Struct, frozen=True):
+class Event(msgspec.Struct, frozen=True, gc=False):
     """One entry of a run's log.
 
     Build events with :func:`seal`, which fills ``seq`` and ``prev``; ``kind`` must
-    be ``data.KIND`` (checked on decode).
+    be ``data.KIND`` (checked on decode). Not tracked by the cycle collector, as the
+    recorded structs it carries are not (see ``_Rec``).
     """
 
     seq: int
@@ -490,6 +496,7 @@ def _envelope(kind: str, data_type: type[EventData]) -> type[msgspec.Struct]:
         tag=kind,
         frozen=True,
         forbid_unknown_fields=True,
+        gc=False,
         module=__name__,
     )
 
@@ -551,6 +558,13 @@ def seal(
         prev = digest(body)
         seq += 1
     return events, bodies, Head(seq, prev)
+
+
+def seal_one(head: Head, at: int, node: str | None, data: EventData) -> tuple[Event, bytes, Head]:
+    """:func:`seal` of one draft (the engine's common case, without the lists)."""
+    event = Event(head.next_seq, at, data.KIND, node, data, head.hash)
+    body = encode(event)
+    return event, body, Head(head.next_seq + 1, digest(body))
 
 
 def verify_chain(events: Sequence[Event], *, run_id: str = "?", start: Head = Head()) -> Head:

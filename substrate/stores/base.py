@@ -14,7 +14,7 @@ the seq, never a driver or decoder traceback.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -89,6 +89,17 @@ class EventStore(Protocol):
 
     def read(self, run_id: str, from_seq: int = 0) -> list[Event]:
         """The events of ``run_id`` from ``from_seq`` on, verified (empty if none)."""
+        ...
+
+    def read_chunks(self, run_id: str, from_seq: int = 0) -> Iterator[list[Event]]:
+        """What :meth:`read` returns, a verified chunk at a time, in order.
+
+        For folding a long log as it is read: each chunk is folded while its events are
+        still in the CPU's caches, and freed before the next is read. The events are those
+        of the log when the iteration begins (later appends are not read). A chunk is
+        verified before it is yielded, so a fault raises once the chunks before it have
+        been yielded. The store may be used between chunks.
+        """
         ...
 
     def head(self, run_id: str) -> Head:

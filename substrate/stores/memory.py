@@ -8,7 +8,7 @@ when durability is beside the point.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from substrate.codec import digest
 from substrate.errors import BlobMissing, ConcurrentAppend, StoreError
@@ -70,6 +70,11 @@ class MemoryStore:
         start = max(from_seq, 0)
         prev = log[start - 1][2] if 0 < start <= len(log) else None
         return rows_to_events(run_id, log[start:], start, prev)
+
+    def read_chunks(self, run_id: str, from_seq: int = 0) -> Iterator[list[Event]]:
+        events = self.read(run_id, from_seq)
+        if events:
+            yield events
 
     def head(self, run_id: str) -> Head:
         with self._lock:

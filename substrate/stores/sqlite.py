@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from substrate.codec import digest
-from substrate.errors import BlobMissing, ConcurrentAppend, StoreError
+from substrate.errors import BlobMissing, ConcurrentAppend, LogCorrupt, StoreError
 from substrate.events import Event, Head
 from substrate.stores.base import (
     Durability,
@@ -75,6 +75,12 @@ _HASH_AT: Final = "SELECT hash FROM events WHERE run_id = ? AND seq = ?"
 _ROWS_FROM: Final = "SELECT seq, body, hash FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq"
 _BODIES_FROM: Final = "SELECT body, hash FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq"
 _LAST_SEQ: Final = "SELECT max(seq) FROM events WHERE run_id = ?"
+_BODIES_IN: Final = (
+    "SELECT body, hash FROM events WHERE run_id = ? AND seq >= ? AND seq < ? ORDER BY seq"
+)
+_ROWS_IN: Final = (
+    "SELECT seq, body, hash FROM events WHERE run_id = ? AND seq >= ? AND seq < ? ORDER BY seq"
+)
 #: Rows fetched and verified at a time by ``read``.
 _READ_CHUNK: Final = 1024
 
@@ -237,6 +243,39 @@ class SQLiteStore:
             if events:
                 self._heads[run_id] = Head(events[-1].seq + 1, last_hash)
         return events
+
+    def read_chunks(self, run_id: str, from_seq: int = 0) -> Iterator[list[Event]]:
+        """See :meth:`EventStore.read_chunks`. Each chunk is one short query over a range
+        of seqs below the head seen at the start, so no lock or transaction is held
+        between chunks (the rows below a head never change)."""
+        start = max(from_seq, 0)
+        db = self._db
+        with self._lock, self._errors(f"read of run {run_id!r}"):
+            head = self._read_head(run_id)
+            prev = None
+            if 0 < start < head.next_seq:
+                prev = db.execute(_HASH_AT, (run_id, start - 1)).fetchone()[0]
+        seq = start
+        while seq < head.next_seq:
+            end = min(seq + _READ_CHUNK, head.next_seq)
+            with self._lock, self._errors(f"read of run {run_id!r}"):
+                rows = db.execute(_BODIES_IN, (run_id, seq, end)).fetchall()
+                events = None
+                if len(rows) == end - seq:
+                    bodies, hashes = zip(*rows, strict=True)
+                    events = verify_bodies(run_id, bodies, hashes, seq, prev)
+                if events is None:  # something is wrong: read again, row by row, to say what
+                    full = db.execute(_ROWS_IN, (run_id, seq, end)).fetchall()
+                    events = rows_to_events(run_id, full, seq, prev)
+                    if len(events) < end - seq:
+                        missing = seq + len(events)
+                        raise LogCorrupt(run_id, missing, f"seq {missing} is missing")
+                    hashes = tuple(row[2] for row in full)
+            yield events
+            prev, seq = hashes[-1], end
+        if seq > start and prev == head.hash:
+            with self._lock:
+                self._heads.setdefault(run_id, head)
 
     def _read_verified(
         self, run_id: str, start: int, prev: str | None

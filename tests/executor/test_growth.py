@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -56,6 +56,12 @@ class CountingStore:
         events = self._inner.read(run_id, from_seq)
         self.events_read += len(events)
         return events
+
+    def read_chunks(self, run_id: str, from_seq: int = 0) -> Iterator[list[Event]]:
+        self.calls["read_chunks"] += 1
+        for chunk in self._inner.read_chunks(run_id, from_seq):
+            self.events_read += len(chunk)
+            yield chunk
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)

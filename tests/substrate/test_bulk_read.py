@@ -8,7 +8,7 @@ long log, the error must be the one a row-by-row reader raises first.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,26 @@ def test_hash_bodies_is_digest() -> None:
 
 # -- stores: a log longer than a read chunk ------------------------------------------------
 
+Reader = Callable[..., list[Event]]
+
+
+def _chunked(store: Any, run_id: str, from_seq: int = 0) -> list[Event]:
+    chunks = list(store.read_chunks(run_id, from_seq))
+    assert all(chunks), "no chunk is empty"
+    if isinstance(store, SQLiteStore):
+        assert all(len(c) <= _READ_CHUNK for c in chunks)
+    return [ev for chunk in chunks for ev in chunk]
+
+
+@pytest.fixture(params=["read", "read_chunks"], scope="module")
+def read_via(request: pytest.FixtureRequest) -> Reader:
+    """Both ways of reading a log: whole, and a chunk at a time (the same events, the
+    same errors)."""
+    if request.param == "read":
+        return lambda store, run_id, from_seq=0: store.read(run_id, from_seq)
+    return _chunked
+
+
 LONG = 2 * _READ_CHUNK + 37
 
 
@@ -136,17 +156,19 @@ def _set_hash(store: Any, seq: int, value: str) -> None:
         store._db.execute("UPDATE events SET hash = ? WHERE run_id = 'r' AND seq = ?", (value, seq))
 
 
-def test_long_log_reads_back_whole_and_from_any_seq(store: Any, long_log: list[Event]) -> None:
-    assert store.read("r") == long_log
+def test_long_log_reads_back_whole_and_from_any_seq(
+    store: Any, long_log: list[Event], read_via: Reader
+) -> None:
+    assert read_via(store, "r") == long_log
     for start in (1, _READ_CHUNK - 1, _READ_CHUNK, _READ_CHUNK + 1, LONG - 1, LONG):
-        assert store.read("r", start) == long_log[start:]
+        assert read_via(store, "r", start) == long_log[start:]
     assert store.head("r") == Head(LONG, digest(encode(long_log[-1])))
 
 
 @settings(max_examples=20, deadline=None)
 @given(seq=st.integers(0, LONG - 1), offset=st.integers(0, 10_000), flip=st.integers(1, 255))
 def test_a_flipped_byte_anywhere_in_a_long_log_names_its_seq(
-    tmp_path_factory: pytest.TempPathFactory, seq: int, offset: int, flip: int
+    tmp_path_factory: pytest.TempPathFactory, read_via: Reader, seq: int, offset: int, flip: int
 ) -> None:
     for store in (MemoryStore(), SQLiteStore(tmp_path_factory.mktemp("db") / "runs.db")):
         events, bodies, _ = seal(
@@ -158,38 +180,44 @@ def test_a_flipped_byte_anywhere_in_a_long_log_names_its_seq(
         store._put_raw("r", seq, bytes(body), rehash=False)
         for start in (0, max(seq - 3, 0)):
             with pytest.raises(LogCorrupt) as info:
-                store.read("r", start)
+                read_via(store, "r", start)
             assert (info.value.run_id, info.value.seq) == ("r", seq)
         store.close()
 
 
-def test_a_damaged_hash_column_names_its_seq(store: Any, long_log: list[Event]) -> None:
+def test_a_damaged_hash_column_names_its_seq(
+    store: Any, long_log: list[Event], read_via: Reader
+) -> None:
     seq = _READ_CHUNK + 5
     _set_hash(store, seq, "0" * 64)
     with pytest.raises(LogCorrupt, match=rf"at seq {seq}: stored bytes do not match their hash"):
-        store.read("r")
+        read_via(store, "r")
 
 
-def test_the_first_of_two_faults_is_named(store: Any, long_log: list[Event]) -> None:
+def test_the_first_of_two_faults_is_named(
+    store: Any, long_log: list[Event], read_via: Reader
+) -> None:
     late = 2 * _READ_CHUNK + 3
     store._put_raw("r", late, _unknown_kind(encode(long_log[late])), rehash=True)
     early = 7
     forged = msgspec.structs.replace(long_log[early], at=42)
     store._put_raw("r", early, encode(forged), rehash=True)  # breaks the chain at early + 1
     with pytest.raises(LogCorrupt, match=rf"at seq {early + 1}: prev is not the hash"):
-        store.read("r")
+        read_via(store, "r")
     with pytest.raises(UnknownEventKind):
-        store.read("r", early + 1 + 1)
+        read_via(store, "r", early + 1 + 1)
 
 
-def test_an_event_stored_under_another_seq_is_caught(store: Any, long_log: list[Event]) -> None:
+def test_an_event_stored_under_another_seq_is_caught(
+    store: Any, long_log: list[Event], read_via: Reader
+) -> None:
     seq = _READ_CHUNK + 2
     store._put_raw("r", seq, encode(long_log[seq + 1]), rehash=True)
     with pytest.raises(LogCorrupt, match=rf"at seq {seq}: event claims seq {seq + 1}"):
-        store.read("r")
+        read_via(store, "r")
 
 
-def test_a_missing_row_is_named(tmp_path: Path) -> None:
+def test_a_missing_row_is_named(tmp_path: Path, read_via: Reader) -> None:
     store = SQLiteStore(tmp_path / "runs.db")
     drafts = [(i, f"n{i}", NodeCompleted(Inline(i))) for i in range(LONG)]
     events, bodies, _ = seal(Head(), drafts)
@@ -200,5 +228,39 @@ def test_a_missing_row_is_named(tmp_path: Path) -> None:
         db.execute("DELETE FROM events WHERE run_id = 'r' AND seq = ?", (gap,))
     with SQLiteStore(tmp_path / "runs.db") as again:
         with pytest.raises(LogCorrupt, match=rf"at seq {gap}: seq {gap} is missing"):
-            again.read("r")
-        assert again.read("r", gap + 2) == events[gap + 2 :]
+            read_via(again, "r")
+        assert read_via(again, "r", gap + 2) == events[gap + 2 :]
+
+
+def test_chunks_stop_at_the_head_seen_first_and_the_store_serves_between_them(
+    store: Any, long_log: list[Event]
+) -> None:
+    chunks = store.read_chunks("r")
+    first = next(chunks)
+    # The store is free between chunks: an append is taken, and is not read by this pass.
+    more, bodies, _ = seal(
+        Head(LONG, digest(encode(long_log[-1]))), [(LONG, "late", NodeCompleted(Inline(0)))]
+    )
+    store.append("r", LONG, more, bodies=bodies)
+    rest = [ev for chunk in chunks for ev in chunk]
+    assert first + rest == long_log
+    assert read_all_chunks(store, "r") == [*long_log, *more]
+    assert list(store.read_chunks("nope")) == []
+    assert list(store.read_chunks("r", LONG + 1)) == []
+
+
+def test_a_fault_in_a_late_chunk_raises_after_the_earlier_chunks(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "runs.db")
+    events, bodies, _ = seal(Head(), [(i, f"n{i}", NodeCompleted(Inline(i))) for i in range(LONG)])
+    store.append("r", 0, events, bodies=bodies)
+    bad = 2 * _READ_CHUNK + 1
+    store._put_raw("r", bad, bodies[bad].replace(b'"n', b'"m', 1), rehash=False)
+    chunks = store.read_chunks("r")
+    assert next(chunks) + next(chunks) == events[: 2 * _READ_CHUNK]
+    with pytest.raises(LogCorrupt, match=rf"at seq {bad}: stored bytes do not match"):
+        next(chunks)
+    store.close()
+
+
+def read_all_chunks(store: Any, run_id: str) -> list[Event]:
+    return [ev for chunk in store.read_chunks(run_id) for ev in chunk]
