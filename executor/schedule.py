@@ -144,6 +144,7 @@ class _Parked:
 class _Pending:
     events: list[Event] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
     blobs: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -196,10 +197,12 @@ class Engine:
     ) -> Event:
         """Append ``data`` to the pending batch and fold it into the state."""
         when = self.clock.now() if at is None else at
-        event, body, self._head = seal_one(self._head, when, node, data)
+        event, body, hash_ = seal_one(self._head, when, node, data)
+        self._head = Head(event.seq + 1, hash_)
         p = self._pending
         p.events.append(event)
         p.bodies.append(body)
+        p.hashes.append(hash_)
         if blobs:
             p.blobs.update(blobs)
         self.state.apply(event)
@@ -219,6 +222,7 @@ class Engine:
                     p.events[0].seq,
                     p.events,
                     bodies=p.bodies,
+                    hashes=p.hashes,
                     blobs=p.blobs or None,
                     durable=durable,
                 )

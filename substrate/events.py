@@ -560,11 +560,12 @@ def seal(
     return events, bodies, Head(seq, prev)
 
 
-def seal_one(head: Head, at: int, node: str | None, data: EventData) -> tuple[Event, bytes, Head]:
-    """:func:`seal` of one draft (the engine's common case, without the lists)."""
+def seal_one(head: Head, at: int, node: str | None, data: EventData) -> tuple[Event, bytes, str]:
+    """:func:`seal` of one draft (the engine's common case, without the lists): the event,
+    its canonical bytes and their digest (the new head's hash)."""
     event = Event(head.next_seq, at, data.KIND, node, data, head.hash)
     body = encode(event)
-    return event, body, Head(head.next_seq + 1, digest(body))
+    return event, body, digest(body)
 
 
 def verify_chain(events: Sequence[Event], *, run_id: str = "?", start: Head = Head()) -> Head:

@@ -69,6 +69,7 @@ class EventStore(Protocol):
         events: Sequence[Event],
         *,
         bodies: Sequence[bytes] | None = None,
+        hashes: Sequence[str] | None = None,
         blobs: Mapping[str, bytes] | None = None,
         durable: bool = False,
     ) -> Head:
@@ -77,6 +78,9 @@ class EventStore(Protocol):
         Args:
             bodies: the events' canonical bytes when the caller has them already
                 (from :func:`substrate.events.seal`), to skip encoding again.
+            hashes: the digests of ``bodies`` when the caller has them too (``seal``
+                computes them), to skip hashing again. Taken as given: a wrong one
+                makes the log read back as corrupt (reads verify every hash).
             blobs: blobs (digest -> bytes) written in the same transaction.
             durable: force this commit to stable storage before returning, even
                 under ``process`` durability (used before an external side effect).
@@ -144,19 +148,26 @@ def prepare_rows(
     expected_seq: int,
     events: Sequence[Event],
     bodies: Sequence[bytes] | None,
+    hashes: Sequence[str] | None = None,
 ) -> list[Row]:
     """Encode and hash a batch, checking it is a chain starting at ``expected_seq``.
 
-    The link from the batch to the stored log (``events[0].prev``) is checked by
-    the store against its head.
+    ``bodies`` and ``hashes``, when given, are the events' bytes and their digests. The
+    link from the batch to the stored log (``events[0].prev``) is checked by the store
+    against its head.
     """
     if bodies is not None and len(bodies) != len(events):
         raise InvalidAppend(f"run {run_id!r}: {len(events)} events but {len(bodies)} bodies")
+    if hashes is not None and (bodies is None or len(hashes) != len(events)):
+        raise InvalidAppend(
+            f"run {run_id!r}: hashes must come with the bodies, one per event "
+            f"({len(events)} events, {len(hashes)} hashes)"
+        )
     if len(events) == 1:  # the common case: one event per commit, kept lean
         ev = events[0]
         if ev.seq == expected_seq and ev.kind == ev.data.KIND:
             body = encode(ev) if bodies is None else bodies[0]
-            return [(expected_seq, body, digest(body))]
+            return [(expected_seq, body, digest(body) if hashes is None else hashes[0])]
     rows: list[Row] = []
     prev_hash: str | None = None
     for i, ev in enumerate(events):
@@ -173,7 +184,7 @@ def prepare_rows(
         if i and ev.prev != prev_hash:
             raise InvalidAppend(f"run {run_id!r} seq {seq}: prev is not the hash of seq {seq - 1}")
         body = encode(ev) if bodies is None else bodies[i]
-        prev_hash = digest(body)
+        prev_hash = digest(body) if hashes is None else hashes[i]
         rows.append((seq, body, prev_hash))
     return rows
 

@@ -44,10 +44,11 @@ class MemoryStore:
         events: Sequence[Event],
         *,
         bodies: Sequence[bytes] | None = None,
+        hashes: Sequence[str] | None = None,
         blobs: Mapping[str, bytes] | None = None,
         durable: bool = False,
     ) -> Head:
-        rows = prepare_rows(run_id, expected_seq, events, bodies)
+        rows = prepare_rows(run_id, expected_seq, events, bodies, hashes)
         with self._lock:
             log = self._logs.get(run_id)
             length = 0 if log is None else len(log)

@@ -166,10 +166,11 @@ class SQLiteStore:
         events: Sequence[Event],
         *,
         bodies: Sequence[bytes] | None = None,
+        hashes: Sequence[str] | None = None,
         blobs: Mapping[str, bytes] | None = None,
         durable: bool = False,
     ) -> Head:
-        rows = prepare_rows(run_id, expected_seq, events, bodies)
+        rows = prepare_rows(run_id, expected_seq, events, bodies, hashes)
         db = self._db
         with self._lock:
             try:

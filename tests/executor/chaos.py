@@ -176,7 +176,11 @@ def tools(side: Path) -> dict[str, Any]:
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _worker(db: Path, run_id: str, side: Path) -> subprocess.Popen[str]:
+def _worker(db: Path, run_id: str, side: Path) -> subprocess.Popen[bytes]:
+    """A worker process. Its pipes are unbuffered bytes: reading the ``ready`` line then
+    takes nothing more from the pipe, and ``communicate`` gets every later byte (a
+    buffered reader could hold the result line too when the worker finishes at once,
+    and ``communicate`` reads past that buffer)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.executor.chaos", str(db), run_id, str(side)],
@@ -184,14 +188,14 @@ def _worker(db: Path, run_id: str, side: Path) -> subprocess.Popen[str]:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        bufsize=0,
     )
 
 
-def _finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, err = proc.communicate(timeout=120)
-    lines = out.strip().splitlines()
-    assert proc.returncode == 0, err[-3000:]
+def _finish(proc: subprocess.Popen[bytes]) -> dict[str, Any]:
+    raw_out, raw_err = proc.communicate(timeout=120)
+    lines = raw_out.decode().strip().splitlines()
+    assert proc.returncode == 0, raw_err.decode()[-3000:]
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
@@ -263,7 +267,7 @@ def run_chaos(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float = 0.5
         while True:
             proc = _worker(db, run_id, side)
             assert proc.stdout is not None
-            assert proc.stdout.readline() == "ready\n"
+            assert proc.stdout.readline() == b"ready\n"
             # Kill at a random moment of the run (some kills land after it finished).
             deadline = time.monotonic() + rnd.uniform(0.0, max_delay_s)
             while time.monotonic() < deadline and proc.poll() is None:

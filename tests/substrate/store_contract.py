@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from substrate.blobs import pack, unpack
-from substrate.codec import encode
+from substrate.codec import digest, encode
 from substrate.errors import (
     BlobMissing,
     ConcurrentAppend,
@@ -80,6 +80,33 @@ class StoreContract:
         back = store.read("r1")
         assert back == events
         assert [encode(e) for e in back] == [encode(e) for e in events]
+
+    def test_append_with_the_hashes_seal_computed_reads_back_identical(
+        self, store: EventStore
+    ) -> None:
+        for n, run_id in ((1, "one"), (4, "batch")):
+            events, bodies, head = seal(Head(), drafts(n))
+            hashes = [digest(b) for b in bodies]
+            assert store.append(run_id, 0, events, bodies=bodies, hashes=hashes) == head
+            assert store.read(run_id) == events
+            assert store.head(run_id) == head
+
+    def test_hashes_need_bodies_and_one_per_event(self, store: EventStore) -> None:
+        events, bodies, _ = seal(Head(), drafts(2))
+        hashes = [digest(b) for b in bodies]
+        with pytest.raises(InvalidAppend, match="hashes must come with the bodies"):
+            store.append("r1", 0, events, hashes=hashes)
+        with pytest.raises(InvalidAppend, match=r"\(2 events, 1 hashes\)"):
+            store.append("r1", 0, events, bodies=bodies, hashes=hashes[:1])
+        assert store.read("r1") == []
+
+    def test_a_wrong_hash_given_reads_back_as_corrupt(self, store: EventStore) -> None:
+        events, bodies, _ = seal(Head(), drafts(3))
+        hashes = [digest(b) for b in bodies]
+        hashes[2] = "0" * 64  # the last: no later event's prev checks it at append
+        store.append("r1", 0, events, bodies=bodies, hashes=hashes)
+        with pytest.raises(LogCorrupt, match="at seq 2: stored bytes do not match their hash"):
+            store.read("r1")
 
     def test_append_without_bodies_encodes_itself(self, store: EventStore) -> None:
         events, _, head = seal(Head(), drafts(3))
