@@ -72,9 +72,6 @@ CREATE TABLE IF NOT EXISTS blobs (
 _INSERT_EVENT: Final = "INSERT INTO events (run_id, seq, body, hash) VALUES (?, ?, ?, ?)"
 _HEAD: Final = "SELECT seq, hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
 _HASH_AT: Final = "SELECT hash FROM events WHERE run_id = ? AND seq = ?"
-_ROWS_FROM: Final = "SELECT seq, body, hash FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq"
-_BODIES_FROM: Final = "SELECT body, hash FROM events WHERE run_id = ? AND seq >= ? ORDER BY seq"
-_LAST_SEQ: Final = "SELECT max(seq) FROM events WHERE run_id = ?"
 _BODIES_IN: Final = (
     "SELECT body, hash FROM events WHERE run_id = ? AND seq >= ? AND seq < ? ORDER BY seq"
 )
@@ -221,28 +218,9 @@ class SQLiteStore:
         return head
 
     def read(self, run_id: str, from_seq: int = 0) -> list[Event]:
-        start = max(from_seq, 0)
-        db = self._db
-        with self._lock, self._errors(f"read of run {run_id!r}"):
-            # One read transaction, so the rows and the link before them agree.
-            db.execute("BEGIN")
-            try:
-                prev = None
-                if start > 0:
-                    row = db.execute(_HASH_AT, (run_id, start - 1)).fetchone()
-                    if row is None:
-                        return []
-                    prev = row[0]
-                verified = self._read_verified(run_id, start, prev)
-                if verified is None:  # something is wrong: read again, row by row, to say what
-                    rows = db.execute(_ROWS_FROM, (run_id, start)).fetchall()
-                    last = rows[-1][2] if rows else prev
-                    verified = rows_to_events(run_id, rows, start, prev), last
-            finally:
-                db.execute("COMMIT")
-            events, last_hash = verified
-            if events:
-                self._heads[run_id] = Head(events[-1].seq + 1, last_hash)
+        events: list[Event] = []
+        for chunk in self.read_chunks(run_id, from_seq):
+            events += chunk
         return events
 
     def read_chunks(self, run_id: str, from_seq: int = 0) -> Iterator[list[Event]]:
@@ -255,7 +233,10 @@ class SQLiteStore:
             head = self._read_head(run_id)
             prev = None
             if 0 < start < head.next_seq:
-                prev = db.execute(_HASH_AT, (run_id, start - 1)).fetchone()[0]
+                row = db.execute(_HASH_AT, (run_id, start - 1)).fetchone()
+                if row is None:
+                    raise LogCorrupt(run_id, start - 1, f"seq {start - 1} is missing")
+                prev = row[0]
         seq = start
         while seq < head.next_seq:
             end = min(seq + _READ_CHUNK, head.next_seq)
@@ -276,35 +257,7 @@ class SQLiteStore:
             prev, seq = hashes[-1], end
         if seq > start and prev == head.hash:
             with self._lock:
-                self._heads.setdefault(run_id, head)
-
-    def _read_verified(
-        self, run_id: str, start: int, prev: str | None
-    ) -> tuple[list[Event], str | None] | None:
-        """The events from ``start`` on and the last one's hash if every check passes, else
-        None (the fast path of ``read``).
-
-        Rows are fetched and verified a chunk at a time, while they are still in the CPU's
-        caches: a long log reads markedly faster than fetched whole, then verified. The seq
-        column is not fetched: each body's own seq is checked instead, and the largest seq
-        stored: n distinct seqs from ``start`` on whose largest is ``start + n - 1`` are
-        exactly ``start..start + n - 1``.
-        """
-        db = self._db
-        events: list[Event] = []
-        cursor = db.execute(_BODIES_FROM, (run_id, start))
-        while rows := cursor.fetchmany(_READ_CHUNK):
-            bodies, hashes = zip(*rows, strict=True)
-            chunk = verify_bodies(run_id, bodies, hashes, start + len(events), prev)
-            if chunk is None:
-                return None
-            events += chunk
-            prev = hashes[-1]
-        if events:
-            (last,) = db.execute(_LAST_SEQ, (run_id,)).fetchone()
-            if last != start + len(events) - 1:
-                return None
-        return events, prev
+                self._heads[run_id] = head
 
     def head(self, run_id: str) -> Head:
         with self._lock, self._errors(f"head of run {run_id!r}"):

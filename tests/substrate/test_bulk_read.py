@@ -230,6 +230,9 @@ def test_a_missing_row_is_named(tmp_path: Path, read_via: Reader) -> None:
         with pytest.raises(LogCorrupt, match=rf"at seq {gap}: seq {gap} is missing"):
             read_via(again, "r")
         assert read_via(again, "r", gap + 2) == events[gap + 2 :]
+        # Reading from just after the gap needs the missing row's hash: the gap is named.
+        with pytest.raises(LogCorrupt, match=rf"at seq {gap}: seq {gap} is missing"):
+            read_via(again, "r", gap + 1)
 
 
 def test_chunks_stop_at_the_head_seen_first_and_the_store_serves_between_them(
