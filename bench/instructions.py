@@ -1,7 +1,7 @@
 """Instructions executed by the fold, a resume and a chain step, counted by callgrind.
 
 Usage: python bench/instructions.py [--items 10000] [--chain-nodes 1000]
-                                    [--what fold,resume,chain]
+                                    [--what fold,resume,replay,chain] [--keep DIR]
 
 Wall time on a shared machine moves by a third from one minute to the next; the number
 of instructions a piece of work executes does not. This script runs each workload in a
@@ -13,12 +13,16 @@ nothing else in the workload calls), after one warm-up call that is not counted:
   shape over ``--items`` items (2 events per item), the log read beforehand;
 * ``resume``: ``aresume`` of that completed run on a new store handle (read, verify,
   fold, as ``bench/resume.py`` times it);
+* ``replay``: ``areplay`` of that run on a new store handle (read, regenerate, compare,
+  as ``bench/replay.py`` times it);
 * ``chain``: ``arun`` of a chain of ``--chain-nodes`` async ``code`` nodes on a
   :class:`MemoryStore` (the engine alone, as ``bench/chain.py``'s memory line).
 
 One JSON line per workload: ``instructions``, and that per event (fold, resume) or per
-node (chain). Compare two versions of the code by running this script on each. Needs
-``valgrind``; counts only (nothing is asserted, nothing is timed).
+node (chain). Compare two versions of the code by running this script on each.
+``--keep DIR`` leaves callgrind's output files there (``callgrind_annotate
+--inclusive=yes DIR/replay.out`` breaks a count down by C function). Needs ``valgrind``;
+counts only (nothing is asserted, nothing is timed).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from bench.chain import OPTIONS, chain_graph
 from bench.resume import RUN_ID, build, map_graph
 from executor.api import aresume, arun, load_graph
 from executor.fold import RunState
+from executor.replay import areplay
 from kir.compile import compile_graph
 from substrate.stores.memory import MemoryStore
 from substrate.stores.sqlite import SQLiteStore
@@ -59,6 +64,15 @@ def _child(what: str, path: str, n: int) -> None:
 
         def work() -> Any:
             return asyncio.run(aresume(RUN_ID, store=store))
+
+    elif what == "replay":
+
+        def work() -> Any:
+            store = SQLiteStore(path)
+            try:
+                return asyncio.run(areplay(store, RUN_ID))
+            finally:
+                store.close()
 
     else:
         chain = compile_graph(chain_graph(n, "ainc"))
@@ -104,23 +118,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--items", type=int, default=10_000, help="map items of the logged run")
     ap.add_argument("--chain-nodes", type=int, default=1_000, help="nodes of the chain")
-    ap.add_argument("--what", default="fold,resume,chain", help="workloads, comma-separated")
+    ap.add_argument("--what", default="fold,resume,replay,chain", help="workloads, comma-separated")
+    ap.add_argument("--keep", type=Path, help="leave callgrind's output files in this folder")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         print("bench/instructions.py needs valgrind (apt install valgrind)", file=sys.stderr)
         raise SystemExit(2)
     whats = [w for w in args.what.split(",") if w]
-    unknown = sorted(set(whats) - {"fold", "resume", "chain"})
+    unknown = sorted(set(whats) - {"fold", "resume", "replay", "chain"})
     if unknown:
         print(f"unknown workload(s): {', '.join(unknown)}", file=sys.stderr)
         raise SystemExit(2)
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "runs.db"
-        events = build(db, map_graph(args.items)) if {"fold", "resume"} & set(whats) else 0
+        logged = {"fold", "resume", "replay"} & set(whats)
+        events = build(db, map_graph(args.items)) if logged else 0
+        outs = args.keep or Path(tmp)
+        outs.mkdir(parents=True, exist_ok=True)
         for what in whats:
             n = args.chain_nodes if what == "chain" else events
-            total = count(what, db, n, Path(tmp) / f"{what}.out")
+            total = count(what, db, n, outs / f"{what}.out")
             unit = "node" if what == "chain" else "event"
             line = {"what": "instructions", "workload": what, f"{unit}s": n}
             line |= {"instructions": total, f"per_{unit}": round(total / n)}

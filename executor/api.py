@@ -39,7 +39,7 @@ from substrate.gcpause import gc_paused
 from substrate.live import PythonTools, SystemClock, new_seed
 from substrate.mock import MockModel
 from substrate.ports import Clock, ModelPort, ToolPort
-from substrate.stores.base import EventStore
+from substrate.stores.base import EventStore, SealedLog
 
 __all__ = [
     "GateInfo",
@@ -56,6 +56,7 @@ __all__ = [
     "cancel",
     "raise_budget",
     "load_graph",
+    "load_sealed",
     "fold_log",
     "load_state",
     "result_of",
@@ -241,12 +242,23 @@ def load_graph(store: EventStore, run_id: str) -> tuple[CompiledGraph, list[Even
     """The compiled graph a run was started with, and the run's log."""
     with gc_paused():
         log = store.read(run_id)
+    return _graph_of(store, run_id, log), log
+
+
+def load_sealed(store: EventStore, run_id: str) -> tuple[CompiledGraph, SealedLog]:
+    """:func:`load_graph`, the log with its stored bytes and hashes (for replay)."""
+    with gc_paused():
+        log = store.read_sealed(run_id)
+    return _graph_of(store, run_id, log.events), log
+
+
+def _graph_of(store: EventStore, run_id: str, log: list[Event]) -> CompiledGraph:
     if not log:
         raise RunNotFound(run_id)
     first = log[0].data
     if not isinstance(first, RunStarted):
         raise ExecutorError(f"run {run_id!r} does not begin with run.started")
-    return _graph_by_hash(store, first.graph_hash, run_id), log
+    return _graph_by_hash(store, first.graph_hash, run_id)
 
 
 def fold_log(graph: CompiledGraph, run_id: str, log: list[Event]) -> RunState:

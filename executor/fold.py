@@ -304,8 +304,7 @@ class RunState:
 
     def node(self, key: str) -> Node:
         """The KIR node an instance runs."""
-        scope, node_id = self.frontier.node_of(key)
-        return scope.graph.nodes[node_id]
+        return self.frontier.node_at(key)
 
     def scope_graph(self, key: str) -> GraphView:
         """The graph of the scope an instance belongs to."""

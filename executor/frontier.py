@@ -489,6 +489,13 @@ class Frontier:
         """Every ready instance (including those waiting to be skipped)."""
         return {k for k, p in self.places.items() if p.status == "ready"}
 
+    def node_at(self, key: str) -> Node:
+        """The node an instance runs (what ``node_of`` finds, without making a scope)."""
+        place = self.places[key]
+        fan = place.fan
+        graph = fan.body if fan is not None else place.scope.graph  # type: ignore[union-attr]
+        return graph.nodes[place.node_id]
+
     def node_of(self, key: str) -> tuple[Scope, str]:
         """The scope and node id of an instance."""
         place = self.places[key]

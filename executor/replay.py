@@ -43,18 +43,19 @@ from typing import Any, Literal, cast
 
 import msgspec
 
-from executor.api import _compiled, fold_log, load_graph
+from executor.api import _compiled, fold_log, load_graph, load_sealed
 from executor.errors import ExecutorError, NondeterminismError, RunNotFound
 from executor.fold import RunState
 from executor.schedule import Engine, EngineOptions
 from kir.schema import Graph, Node
 from substrate.blobs import unpack
-from substrate.codec import digest
+from substrate.codec import digest, encode
 from substrate.errors import ConcurrentAppend
 from substrate.events import (
     BudgetExceeded,
     ClockRead,
     Event,
+    EventData,
     Head,
     ModelCalled,
     ModelRequested,
@@ -67,7 +68,7 @@ from substrate.events import (
 )
 from substrate.gcpause import gc_paused
 from substrate.ports import CallKey, ModelRequest, ModelResponse, ToolCall, ToolResult
-from substrate.stores.base import EventStore, RunInfo
+from substrate.stores.base import EventStore, RunInfo, SealedLog
 
 __all__ = [
     "EXTERNAL_KINDS",
@@ -185,14 +186,15 @@ class _Diverged(_Stop):
 
 
 class _Recording:
-    """The recorded log with its canonical bytes and hashes."""
+    """The recorded log with its stored bytes and hashes (verified by the store's read):
+    regenerated events are compared with the very bytes that were recorded."""
 
-    def __init__(self, run_id: str, events: list[Event]) -> None:
+    def __init__(self, run_id: str, log: SealedLog) -> None:
         self.run_id = run_id
-        self.events = events
-        self.bodies = [event_bytes(e) for e in events]
-        self.hashes = [digest(b) for b in self.bodies]
-        self.n = len(events)
+        self.events = log.events
+        self.bodies = log.bodies
+        self.hashes = log.hashes
+        self.n = len(log.events)
 
     def head(self, seq: int) -> Head:
         return Head(seq, self.hashes[seq - 1] if seq else None)
@@ -328,6 +330,11 @@ class _ReplayStore:
         if events:
             yield events
 
+    def read_sealed(self, run_id: str, from_seq: int = 0) -> SealedLog:
+        del run_id
+        start, n, rec = max(from_seq, 0), self.visible, self.rec
+        return SealedLog(rec.events[start:n], rec.bodies[start:n], rec.hashes[start:n])
+
     def head(self, run_id: str) -> Head:
         del run_id
         return self.rec.head(self.visible)
@@ -367,11 +374,10 @@ class _LogClock:
         self.engine = engine
 
     def now(self) -> int:
-        e = self.engine
-        ev = e.rec.at(e.rec.past_delivered(e.head_seq))
-        if ev is None:
-            ev = e.rec.events[-1]
-        return ev.at
+        rec = self.engine.rec
+        events, n = rec.events, rec.n
+        pos = rec.past_delivered(self.engine._head.next_seq)
+        return events[pos].at if pos < n else events[-1].at
 
 
 class _TurnModel:
@@ -426,12 +432,27 @@ class _ReplayEngine(Engine):
             head=head,
         )
         self.enforce_timeouts = False
+        self._seal = self._seal_recorded
         self._resumed = resumed
         self._turns: dict[tuple[str, int], tuple[str, asyncio.Future[Event]]] = {}
         self._changed: asyncio.Future[None] | None = None
         self._emitters: dict[str, asyncio.Future[None]] = {}
         self._timed_out: set[str] = set()
         self._spins = (-1, 0)
+
+    def _seal_recorded(
+        self, head: Head, at: int, node: str | None, data: EventData
+    ) -> tuple[Event, bytes, str]:
+        """:func:`seal_one`, but bytes equal to the recorded ones take the recorded hash
+        (the store verified it) instead of being hashed again. Any other bytes are hashed:
+        the store's comparison reports them."""
+        seq = head.next_seq
+        event = Event(seq, at, data.KIND, node, data, head.hash)
+        body = encode(event)
+        rec = self.rec
+        if seq < rec.n and body == rec.bodies[seq]:
+            return event, body, rec.hashes[seq]
+        return event, body, digest(body)
 
     @property
     def head_seq(self) -> int:
@@ -694,8 +715,9 @@ async def areplay(
 async def _replay(
     store: EventStore, run_id: str, progress: Callable[[int, int], None] | None
 ) -> ReplayReport:
-    graph, log = load_graph(store, run_id)
-    rec = _Recording(run_id, log)
+    graph, sealed = load_sealed(store, run_id)
+    rec = _Recording(run_id, sealed)
+    log = sealed.events
     first = log[0].data
     assert isinstance(first, RunStarted)
     rstore = _ReplayStore(rec, store, progress)

@@ -31,7 +31,7 @@ from typing import Any
 from executor.context import NodeContext, Suspend
 from executor.errors import ExecutorError, NodeError, NondeterminismError, RunFenced
 from executor.fold import RunState
-from executor.frontier import SingleNode, item_prefix
+from executor.frontier import Scope, SingleNode, item_prefix
 from executor.nodes import HANDLERS, NodeResult
 from kir.binding import Binding, parse_binding
 from kir.compile import CompiledGraph
@@ -176,6 +176,11 @@ class Engine:
         self.stats = EngineStats()
         self.ids = SeededIds(state.seed)
         self.rng = SeededRng(state.seed)
+        #: Seals one event (see :func:`substrate.events.seal_one`); replay swaps in one
+        #: that takes the recorded hash when the bytes are the recorded ones.
+        self._seal: Callable[[Head, int, str | None, EventData], tuple[Event, bytes, str]] = (
+            seal_one
+        )
         self._committed = head if head is not None else Head(state.next_seq, None)
         self._head = self._committed
         self._pending = _Pending()
@@ -197,7 +202,7 @@ class Engine:
     ) -> Event:
         """Append ``data`` to the pending batch and fold it into the state."""
         when = self.clock.now() if at is None else at
-        event, body, hash_ = seal_one(self._head, when, node, data)
+        event, body, hash_ = self._seal(self._head, when, node, data)
         self._head = Head(event.seq + 1, hash_)
         p = self._pending
         p.events.append(event)
@@ -205,7 +210,7 @@ class Engine:
         p.hashes.append(hash_)
         if blobs:
             p.blobs.update(blobs)
-        self.state.apply(event)
+        self.state.apply_all((event,))
         return event
 
     async def commit(self, *, durable: bool = False) -> None:
@@ -308,14 +313,14 @@ class Engine:
         self._scope_inputs[prefix] = value
         return value
 
-    def _resolve(self, binding: Binding, prefix: str, what: str | Callable[[], str]) -> Any:
-        """The value ``binding`` reads in scope ``prefix``; ``what`` names it in errors
-        (a callable is called only for an error or a path: the common case builds no text)."""
+    def _resolve(self, binding: Binding, scope: Scope, what: str | Callable[[], str]) -> Any:
+        """The value ``binding`` reads in ``scope``; ``what`` names it in errors (a
+        callable is called only for an error or a path: the common case builds no text)."""
         fr = self.state.frontier
-        scope = fr.scopes[prefix]
-        if binding.source == "input":
-            base = self._scope_input(prefix)
-        elif binding.source in ("item", "index"):
+        source = binding.source
+        if source == "input":
+            base = self._scope_input(scope.prefix)
+        elif source == "item" or source == "index":
             item_scope = scope
             while item_scope.item is None and item_scope.owner is not None:
                 item_scope = fr.scopes[fr.where[item_scope.owner][0]]
@@ -328,7 +333,7 @@ class Engine:
             base = self._map_items(item_scope.owner)[item_scope.item]
         else:
             assert binding.node is not None
-            node_prefix = prefix
+            node_prefix = scope.prefix
             if isinstance(scope.graph, SingleNode) and scope.owner is not None:
                 node_prefix = fr.where[scope.owner][0]  # an inline body reads its map's scope
             base = self.value_of(node_prefix + binding.node)
@@ -344,13 +349,13 @@ class Engine:
     def resolve_inputs(self, key: str) -> dict[str, Any]:
         """The inputs of instance ``key``, from its bindings."""
         scope, node_id = self.state.frontier.node_of(key)
-        node = scope.graph.nodes[node_id]
+        return self._inputs_in(key, scope, scope.graph.nodes[node_id])
+
+    def _inputs_in(self, key: str, scope: Scope, node: Node) -> dict[str, Any]:
         out = {}
         for name, source in node.inputs.items():
             out[name] = self._resolve(
-                parse_binding(source),
-                scope.prefix,
-                partial(_input_what, key, name, source),
+                parse_binding(source), scope, partial(_input_what, key, name, source)
             )
         return out
 
@@ -361,7 +366,7 @@ class Engine:
             config = scope.graph.nodes[node_id].config
             assert isinstance(config, MapConfig)
             value = self._resolve(
-                parse_binding(config.over), scope.prefix, f"map {key!r} over ({config.over})"
+                parse_binding(config.over), scope, f"map {key!r} over ({config.over})"
             )
             if not isinstance(value, list):
                 raise NodeError(
@@ -379,7 +384,7 @@ class Engine:
             return self.value_of(prefix + g.node.id)
         assert isinstance(g, CompiledGraph)
         if g.graph.output is not None:
-            return self._resolve(parse_binding(g.graph.output), prefix, f"graph {g.id!r} output")
+            return self._resolve(parse_binding(g.graph.output), scope, f"graph {g.id!r} output")
         return {n: self.value_of(prefix + n) for n in g.order if not g.successors[n]}
 
     def _composite_output(self, key: str) -> Any:
@@ -387,6 +392,10 @@ class Engine:
         if isinstance(node.config, SubgraphConfig):
             return self.scope_output(key + "/")
         count = self.state.instances[key].items or 0
+        fan = self.state.frontier.fanouts.get(key)
+        if fan is not None and fan.leaf is not None:  # one-node items: that node's outputs
+            leaf, value_of = fan.leaf[0], self.value_of
+            return [value_of(f"{key}[{i}]/{leaf}") for i in range(count)]
         return [self.scope_output(item_prefix(key, i)) for i in range(count)]
 
     def tools_for(self, key: str) -> Mapping[str, ToolSpec]:
@@ -488,7 +497,7 @@ class Engine:
                 if inst.retry_at is not None:
                     self._parked[key] = _Parked(Suspend("backoff", until=inst.retry_at), True)
             else:
-                self._spawn(key)
+                self._spawn(key, node)
         try:
             while True:
                 self._step()
@@ -638,9 +647,9 @@ class Engine:
             self.emit(key, NodeStarted())
         else:
             self.emit(key, NodeStarted(attempt=inst.attempt + 1))
-            self._spawn(key)
+            self._spawn(key, node)
 
-    def _spawn(self, key: str) -> None:
+    def _spawn(self, key: str, node: Node) -> None:
         """Run a handler eagerly: to its end, or to its first real suspension.
 
         A handler that never waits (pure async code, a journaled answer, a port that
@@ -648,7 +657,6 @@ class Engine:
         loop exactly where a task's would be. One that waits continues as a task from
         where it stopped.
         """
-        node = self.state.node(key)
         coro = self._run_handler(key, node)
         try:
             yielded = coro.send(None)
@@ -662,7 +670,8 @@ class Engine:
 
     async def _run_handler(self, key: str, node: Node) -> tuple[str, Any]:
         try:
-            ctx = NodeContext(self, key, node, self.resolve_inputs(key), self.tools_for(key))
+            scope = self.state.frontier.node_of(key)[0]
+            ctx = NodeContext(self, key, node, self._inputs_in(key, scope, node), scope.graph.tools)
             handler = HANDLERS[node.kind]
             if node.timeout_s is not None and self.enforce_timeouts:
                 try:
@@ -754,7 +763,7 @@ class Engine:
                 self.emit(
                     key, ClockRead(call=s.timer_call, value=self.read_clock(key, s.timer_call))
                 )
-            self._spawn(key)
+            self._spawn(key, st.node(key))
 
     async def _cancel_tasks(self) -> None:
         tasks = list(self._tasks)

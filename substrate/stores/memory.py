@@ -17,6 +17,7 @@ from substrate.stores.base import (
     Durability,
     Row,
     RunInfo,
+    SealedLog,
     check_link,
     prepare_rows,
     rows_to_events,
@@ -76,6 +77,15 @@ class MemoryStore:
         events = self.read(run_id, from_seq)
         if events:
             yield events
+
+    def read_sealed(self, run_id: str, from_seq: int = 0) -> SealedLog:
+        with self._lock:
+            log = list(self._logs.get(run_id, ()))
+        start = max(from_seq, 0)
+        prev = log[start - 1][2] if 0 < start <= len(log) else None
+        rows = log[start:]
+        events = rows_to_events(run_id, rows, start, prev)
+        return SealedLog(events, [row[1] for row in rows], [row[2] for row in rows])
 
     def head(self, run_id: str) -> Head:
         with self._lock:

@@ -30,6 +30,7 @@ from substrate.events import Event, Head
 from substrate.stores.base import (
     Durability,
     RunInfo,
+    SealedLog,
     check_link,
     prepare_rows,
     rows_to_events,
@@ -227,6 +228,21 @@ class SQLiteStore:
         """See :meth:`EventStore.read_chunks`. Each chunk is one short query over a range
         of seqs below the head seen at the start, so no lock or transaction is held
         between chunks (the rows below a head never change)."""
+        for events, _, _ in self._sealed_chunks(run_id, from_seq):
+            yield events
+
+    def read_sealed(self, run_id: str, from_seq: int = 0) -> SealedLog:
+        log = SealedLog([], [], [])
+        for events, bodies, hashes in self._sealed_chunks(run_id, from_seq):
+            log.events.extend(events)
+            log.bodies.extend(bodies)
+            log.hashes.extend(hashes)
+        return log
+
+    def _sealed_chunks(
+        self, run_id: str, from_seq: int
+    ) -> Iterator[tuple[list[Event], Sequence[bytes], Sequence[str]]]:
+        """Verified chunks of the log, each event with its stored bytes and hash."""
         start = max(from_seq, 0)
         db = self._db
         with self._lock, self._errors(f"read of run {run_id!r}"):
@@ -252,8 +268,9 @@ class SQLiteStore:
                     if len(events) < end - seq:
                         missing = seq + len(events)
                         raise LogCorrupt(run_id, missing, f"seq {missing} is missing")
+                    bodies = tuple(row[1] for row in full)
                     hashes = tuple(row[2] for row in full)
-            yield events
+            yield events, bodies, hashes
             prev, seq = hashes[-1], end
         if seq > start and prev == head.hash:
             with self._lock:

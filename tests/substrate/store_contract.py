@@ -108,6 +108,17 @@ class StoreContract:
         with pytest.raises(LogCorrupt, match="at seq 2: stored bytes do not match their hash"):
             store.read("r1")
 
+    def test_read_sealed_gives_the_stored_bytes_and_hashes(self, store: EventStore) -> None:
+        assert store.read_sealed("nope") == ([], [], [])
+        events, bodies, _ = seal(Head(), drafts(5))
+        store.append("r1", 0, events[:2], bodies=bodies[:2])
+        store.append("r1", 2, events[2:])  # the store encodes these itself
+        log = store.read_sealed("r1")
+        assert log.events == store.read("r1") == events
+        assert log.bodies == bodies
+        assert log.hashes == [digest(b) for b in bodies]
+        assert store.read_sealed("r1", 3) == (events[3:], bodies[3:], log.hashes[3:])
+
     def test_append_without_bodies_encodes_itself(self, store: EventStore) -> None:
         events, _, head = seal(Head(), drafts(3))
         assert store.append("r1", 0, events) == head

@@ -120,13 +120,20 @@ def _chunked(store: Any, run_id: str, from_seq: int = 0) -> list[Event]:
     return [ev for chunk in chunks for ev in chunk]
 
 
-@pytest.fixture(params=["read", "read_chunks"], scope="module")
+def _sealed(store: Any, run_id: str, from_seq: int = 0) -> list[Event]:
+    log = store.read_sealed(run_id, from_seq)
+    assert log.bodies == [encode(ev) for ev in log.events], "the stored bytes, canonical"
+    assert log.hashes == [digest(b) for b in log.bodies], "the stored hashes, verified"
+    return list(log.events)
+
+
+@pytest.fixture(params=["read", "read_chunks", "read_sealed"], scope="module")
 def read_via(request: pytest.FixtureRequest) -> Reader:
-    """Both ways of reading a log: whole, and a chunk at a time (the same events, the
-    same errors)."""
+    """Every way of reading a log: whole, a chunk at a time, and with the stored bytes
+    and hashes (the same events, the same errors)."""
     if request.param == "read":
         return lambda store, run_id, from_seq=0: store.read(run_id, from_seq)
-    return _chunked
+    return _chunked if request.param == "read_chunks" else _sealed
 
 
 LONG = 2 * _READ_CHUNK + 37
