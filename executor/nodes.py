@@ -12,8 +12,9 @@ import importlib
 import inspect
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from executor.context import NodeContext
 from executor.errors import NodeError
@@ -39,9 +40,12 @@ __all__ = ["NodeResult", "HANDLERS", "DEFAULT_MAX_TOKENS", "load_callable"]
 DEFAULT_MAX_TOKENS = 1024
 
 
-@dataclass(frozen=True)
-class NodeResult:
-    """What a node produced, and for routers and gates the labels of the edges to take."""
+class NodeResult(msgspec.Struct, frozen=True):
+    """What a node produced, and for routers and gates the labels of the edges to take.
+
+    A msgspec struct (never encoded): one is made per node run, and a struct is built by
+    C code, several times faster than a frozen dataclass's ``__init__``.
+    """
 
     output: Any
     route: list[str] | None = None

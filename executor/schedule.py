@@ -24,9 +24,11 @@ import os
 import socket
 import types
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
+
+import msgspec
 
 from executor.context import NodeContext, Suspend
 from executor.errors import ExecutorError, NodeError, NondeterminismError, RunFenced
@@ -140,12 +142,13 @@ class _Parked:
     backoff: bool = False
 
 
-@dataclass
-class _Pending:
-    events: list[Event] = field(default_factory=list)
-    bodies: list[bytes] = field(default_factory=list)
-    hashes: list[str] = field(default_factory=list)
-    blobs: dict[str, bytes] = field(default_factory=dict)
+class _Pending(msgspec.Struct):
+    """The batch not yet committed (a struct: one is made per commit, by C code)."""
+
+    events: list[Event] = msgspec.field(default_factory=list)
+    bodies: list[bytes] = msgspec.field(default_factory=list)
+    hashes: list[str] = msgspec.field(default_factory=list)
+    blobs: dict[str, bytes] = msgspec.field(default_factory=dict)
 
 
 class Engine:
@@ -620,21 +623,20 @@ class Engine:
                 self.emit(None, RunCompleted(output=pack(output, blobs)), blobs=blobs)
                 return
             self._wake_parked()
-            while not self._over() and len(self._tasks) < self.max_concurrency:
+            while not st.terminal and len(self._tasks) < self.max_concurrency:
                 ready = fr.pop_ready()
                 if ready is None:
                     break
                 self._start(ready)
             # Starting a composite can finish it at once (an empty map): go round again.
-            if self._over() or not (fr.skippable or fr.composites_done):
+            if st.terminal or not (fr.skippable or fr.composites_done):
                 return
-
-    def _over(self) -> bool:
-        return self.state.terminal
 
     def _start(self, key: str) -> None:
         node = self.state.node(key)
-        inst = self.state.instance(key)
+        # Not state.instance(key), which would make the instance: the fold makes it from
+        # node.started, on its fast path for a first attempt.
+        inst = self.state.instances.get(key)
         if isinstance(node.config, MapConfig):
             try:
                 items = self._map_items(key)
@@ -646,7 +648,7 @@ class Engine:
         elif isinstance(node.config, SubgraphConfig):
             self.emit(key, NodeStarted())
         else:
-            self.emit(key, NodeStarted(attempt=inst.attempt + 1))
+            self.emit(key, NodeStarted(attempt=1 if inst is None else inst.attempt + 1))
             self._spawn(key, node)
 
     def _spawn(self, key: str, node: Node) -> None:

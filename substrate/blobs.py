@@ -43,6 +43,11 @@ class BlobStore(Protocol):
         ...
 
 
+#: The ints JSON carries here (msgspec's range), and the longest of their encodings.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+_SCALAR_MAX_BYTES = len(str(_INT_MIN))
+
+
 def pack(
     value: Any, pending: MutableMapping[str, bytes], threshold: int = DEFAULT_THRESHOLD
 ) -> Payload:
@@ -51,9 +56,15 @@ def pack(
     The inline value is the canonical form (what a reader will decode), so
     ``unpack(pack(v))`` equals what replay will see, not merely ``v``.
     """
+    kind = type(value)
+    scalar = value is None or kind is bool or (kind is int and _INT_MIN <= value <= _INT_MAX)
+    if scalar and threshold >= _SCALAR_MAX_BYTES:  # these are their own canonical form
+        return Inline(value)
     body = encode(value)
     if len(body) <= threshold:
-        return Inline(decode(body))
+        # A str decodes to itself; anything else to its canonical form (tuples become
+        # lists, floats are checked, struct fields are named).
+        return Inline(value if kind is str else decode(body))
     key = digest(body)
     pending[key] = body
     return BlobRef(key, len(body))

@@ -90,6 +90,10 @@ class SQLiteStore:
         path: the database file (created if absent; its folder must exist).
         durability: ``"process"`` (default) or ``"strict"``.
         timeout: seconds to wait for another writer's lock before giving up.
+        mmap_bytes: how much of the file SQLite reads through a memory map (``PRAGMA
+            mmap_size``) rather than a ``pread`` call per page: a long log is read a
+            few percent faster. 0 turns it off (for a file system that maps badly: an
+            I/O error under a map is a ``SIGBUS``, not an error SQLite can report).
     """
 
     def __init__(
@@ -98,9 +102,12 @@ class SQLiteStore:
         *,
         durability: Durability = "process",
         timeout: float = 30.0,
+        mmap_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         if durability not in ("process", "strict"):
             raise StoreError(f"durability must be 'process' or 'strict', not {durability!r}")
+        if isinstance(mmap_bytes, bool) or not isinstance(mmap_bytes, int) or mmap_bytes < 0:
+            raise StoreError(f"mmap_bytes must be a whole number of bytes >= 0, not {mmap_bytes!r}")
         self.path = os.fspath(path)
         self.durability: Durability = durability
         self._lock = threading.Lock()
@@ -118,6 +125,7 @@ class SQLiteStore:
                 raise StoreError(f"SQLite store at {self.path!r} cannot use WAL (got {mode!r})")
             sync = "FULL" if durability == "strict" else "NORMAL"
             self._db.execute(f"PRAGMA synchronous={sync}")
+            self._db.execute(f"PRAGMA mmap_size={mmap_bytes}")
             self._db.executescript(SCHEMA)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?)", (STORE_FORMAT,)

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from substrate.blobs import DEFAULT_THRESHOLD, pack, unpack
-from substrate.codec import digest, encode
+from substrate.codec import decode, digest, encode
 from substrate.errors import BlobMissing, CodecError
 from substrate.events import BlobRef, Inline
 from substrate.stores.memory import MemoryStore
+from tests.substrate.strategies import json_values
 
 
 def test_small_values_stay_inline_in_canonical_form() -> None:
@@ -49,3 +54,27 @@ def test_unpack_reads_the_blob_and_checks_it() -> None:
     assert isinstance(ref, BlobRef)
     with pytest.raises(CodecError, match=f"blob {ref.digest} is corrupt"):
         unpack(ref, lambda key: b'["tampered"]')
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=st.one_of(
+        json_values,
+        st.integers(-(2**63), 2**64 - 1),
+        st.tuples(st.integers(), st.text()),
+    ),
+    threshold=st.sampled_from([0, 1, 5, 19, 20, 21, 64, DEFAULT_THRESHOLD]),
+)
+def test_pack_is_the_canonical_form_or_a_blob_at_any_threshold(value: Any, threshold: int) -> None:
+    """Scalars and strings skip the decode: what they pack to is still exactly what a
+    reader decodes from the canonical bytes, on either side of the threshold."""
+    body = encode(value)
+    pending: dict[str, bytes] = {}
+    payload = pack(value, pending, threshold)
+    if len(body) <= threshold:
+        assert payload == Inline(decode(body))
+        assert encode(payload.value) == body  # type: ignore[union-attr]
+        assert pending == {}
+    else:
+        assert payload == BlobRef(digest(body), len(body))
+        assert pending == {digest(body): body}

@@ -36,6 +36,21 @@ def test_wal_and_durability_modes(tmp_path: Path) -> None:
         assert _pragma(strict, "synchronous") == 2  # FULL
 
 
+def test_reads_go_through_a_memory_map_unless_turned_off(tmp_path: Path) -> None:
+    events, bodies, _ = seal(Head(), drafts(50))
+    for mmap_bytes, expected in ((None, 256 * 1024 * 1024), (0, 0), (1 << 20, 1 << 20)):
+        kwargs = {} if mmap_bytes is None else {"mmap_bytes": mmap_bytes}
+        path = tmp_path / f"m{expected}.db"
+        with SQLiteStore(path, **kwargs) as store:
+            assert _pragma(store, "mmap_size") == expected
+            store.append("r", 0, events, bodies=bodies)
+        with SQLiteStore(path, **kwargs) as again:
+            assert again.read("r") == events
+    for bad in (-1, 1.5, "big", True):
+        with pytest.raises(StoreError, match=rf"mmap_bytes must be .* not {bad!r}"):
+            SQLiteStore(tmp_path / "bad.db", mmap_bytes=bad)  # type: ignore[arg-type]
+
+
 def test_durable_append_fsyncs_the_wal_under_process_durability(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
