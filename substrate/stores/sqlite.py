@@ -29,6 +29,7 @@ from substrate.errors import BlobMissing, ConcurrentAppend, LogCorrupt, StoreErr
 from substrate.events import Event, Head
 from substrate.stores.base import (
     Durability,
+    Row,
     RunInfo,
     SealedLog,
     check_link,
@@ -71,6 +72,12 @@ CREATE TABLE IF NOT EXISTS blobs (
 """
 
 _INSERT_EVENT: Final = "INSERT INTO events (run_id, seq, body, hash) VALUES (?, ?, ?, ?)"
+#: Batches up to this many events are written by one multi-row INSERT statement.
+_ONE_STATEMENT_ROWS: Final = 32
+_INSERT_ROWS: Final = {
+    n: "INSERT INTO events (run_id, seq, body, hash) VALUES " + ", ".join(["(?, ?, ?, ?)"] * n)
+    for n in range(1, _ONE_STATEMENT_ROWS + 1)
+}
 _HEAD: Final = "SELECT seq, hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
 _HASH_AT: Final = "SELECT hash FROM events WHERE run_id = ? AND seq = ?"
 _BODIES_IN: Final = (
@@ -180,31 +187,28 @@ class SQLiteStore:
         db = self._db
         with self._lock:
             try:
-                db.execute("BEGIN IMMEDIATE")
                 cached = self._heads.get(run_id)
-                if cached is None or cached.next_seq != expected_seq:
-                    # Not known to be the head: read it under the write lock.
-                    cached = self._read_head(run_id)
-                    if cached.next_seq != expected_seq:
-                        raise ConcurrentAppend(run_id, expected_seq, cached.next_seq)
-                check_link(run_id, cached.hash, events)
-                if blobs:
-                    db.executemany(
-                        "INSERT OR IGNORE INTO blobs (digest, body) VALUES (?, ?)", blobs.items()
+                if (
+                    cached is not None
+                    and cached.next_seq == expected_seq
+                    and expected_seq
+                    and not blobs
+                    and 0 < len(rows) <= _ONE_STATEMENT_ROWS
+                ):
+                    # The common case: more events of a run this handle wrote last, and
+                    # nothing else. One INSERT statement is atomic by itself (SQLite
+                    # commits it as it ends), so it needs no BEGIN and COMMIT round trips.
+                    # The (run_id, seq) key is the fence: had another writer taken the seq
+                    # the cached head points at, the whole statement fails.
+                    check_link(run_id, cached.hash, events)
+                    db.execute(
+                        _INSERT_ROWS[len(rows)], [v for s, b, h in rows for v in (run_id, s, b, h)]
                     )
-                if rows:
-                    if expected_seq == 0:
-                        info = run_info(run_id, events[0], 0)
-                        db.execute(
-                            "INSERT INTO runs (run_id, created_at, graph_hash) VALUES (?, ?, ?)",
-                            (run_id, info.created_at, info.graph_hash),
-                        )
-                    if len(rows) == 1:
-                        seq, body, h = rows[0]
-                        db.execute(_INSERT_EVENT, (run_id, seq, body, h))
-                    else:
-                        db.executemany(_INSERT_EVENT, [(run_id, s, b, h) for s, b, h in rows])
-                db.execute("COMMIT")
+                else:
+                    cached = self._append_in_transaction(
+                        run_id, expected_seq, events, rows, cached, blobs
+                    )
+
             except sqlite3.IntegrityError:
                 # Another writer took this seq (or created this run) since we last
                 # looked: the fence held, nothing of ours was written.
@@ -225,6 +229,44 @@ class SQLiteStore:
         if durable and self.durability == "process":
             self.sync()
         return head
+
+    def _append_in_transaction(
+        self,
+        run_id: str,
+        expected_seq: int,
+        events: Sequence[Event],
+        rows: list[Row],
+        cached: Head | None,
+        blobs: Mapping[str, bytes] | None,
+    ) -> Head:
+        """An append in BEGIN IMMEDIATE ... COMMIT: a new run, blobs, an unknown head or a
+        long batch. Returns the head the batch was checked against."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        if cached is None or cached.next_seq != expected_seq:
+            # Not known to be the head: read it under the write lock.
+            cached = self._read_head(run_id)
+            if cached.next_seq != expected_seq:
+                raise ConcurrentAppend(run_id, expected_seq, cached.next_seq)
+        check_link(run_id, cached.hash, events)
+        if blobs:
+            db.executemany(
+                "INSERT OR IGNORE INTO blobs (digest, body) VALUES (?, ?)", blobs.items()
+            )
+        if rows:
+            if expected_seq == 0:
+                info = run_info(run_id, events[0], 0)
+                db.execute(
+                    "INSERT INTO runs (run_id, created_at, graph_hash) VALUES (?, ?, ?)",
+                    (run_id, info.created_at, info.graph_hash),
+                )
+            if len(rows) == 1:
+                seq, body, h = rows[0]
+                db.execute(_INSERT_EVENT, (run_id, seq, body, h))
+            else:
+                db.executemany(_INSERT_EVENT, [(run_id, s, b, h) for s, b, h in rows])
+        db.execute("COMMIT")
+        return cached
 
     def read(self, run_id: str, from_seq: int = 0) -> list[Event]:
         events: list[Event] = []

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from substrate.errors import StoreError
+from substrate.errors import ConcurrentAppend, StoreError
 from substrate.events import Head, seal
 from substrate.stores import MemoryStore, SQLiteStore, open_store
 from tests.substrate.store_contract import StoreContract, drafts
@@ -34,6 +34,37 @@ def test_wal_and_durability_modes(tmp_path: Path) -> None:
         assert _pragma(process, "synchronous") == 1  # NORMAL
     with SQLiteStore(tmp_path / "s.db", durability="strict") as strict:
         assert _pragma(strict, "synchronous") == 2  # FULL
+
+
+def test_a_batch_after_this_handle_s_own_append_is_one_statement(tmp_path: Path) -> None:
+    events, bodies, _ = seal(Head(), drafts(40))
+    with SQLiteStore(tmp_path / "runs.db") as store:
+        sql: list[str] = []
+        store._db.set_trace_callback(sql.append)
+        store.append("r", 0, events[:2], bodies=bodies[:2])  # a new run: a transaction
+        assert (sql[0], sql[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
+        for lo, hi in ((2, 3), (3, 5), (5, 37)):  # 1, 2 and 32 events
+            sql.clear()
+            store.append("r", lo, events[lo:hi], bodies=bodies[lo:hi])
+            assert len(sql) == 1
+            assert sql[0].startswith("INSERT INTO events")
+        sql.clear()
+        store.append("r", 37, events[37:], bodies=bodies[37:])  # 3 events: one statement
+        assert len(sql) == 1
+        assert store.read("r") == events
+
+
+def test_a_stale_cached_head_is_fenced_by_the_key(tmp_path: Path) -> None:
+    events, bodies, _ = seal(Head(), drafts(6))
+    with SQLiteStore(tmp_path / "runs.db") as mine, SQLiteStore(tmp_path / "runs.db") as other:
+        mine.append("r", 0, events[:2], bodies=bodies[:2])  # mine now believes the head is 2
+        other.append("r", 2, events[2:4], bodies=bodies[2:4])
+        with pytest.raises(ConcurrentAppend) as info:
+            mine.append("r", 2, events[2:3], bodies=bodies[2:3])  # the one-statement path
+        assert (info.value.expected, info.value.actual) == (2, 4)
+        assert mine.read("r") == events[:4]  # nothing of the losing batch was written
+        mine.append("r", 4, events[4:], bodies=bodies[4:])  # it carries on from the real head
+        assert other.read("r") == events
 
 
 def test_reads_go_through_a_memory_map_unless_turned_off(tmp_path: Path) -> None:
