@@ -1,4 +1,4 @@
-"""Instructions executed by the fold, a resume and a chain step, counted by callgrind.
+"""Instructions executed by the fold, a resume, a replay and a chain step, counted by callgrind.
 
 Usage: python bench/instructions.py [--items 10000] [--chain-nodes 1000]
                                     [--what fold,resume,replay,chain] [--keep DIR]
