@@ -67,11 +67,7 @@ class MemoryStore:
             return Head(len(log), log[-1][2])
 
     def read(self, run_id: str, from_seq: int = 0) -> list[Event]:
-        with self._lock:
-            log = list(self._logs.get(run_id, ()))
-        start = max(from_seq, 0)
-        prev = log[start - 1][2] if 0 < start <= len(log) else None
-        return rows_to_events(run_id, log[start:], start, prev)
+        return self.read_sealed(run_id, from_seq).events
 
     def read_chunks(self, run_id: str, from_seq: int = 0) -> Iterator[list[Event]]:
         events = self.read(run_id, from_seq)
