@@ -38,7 +38,7 @@ from executor.nodes import HANDLERS, NodeResult
 from kir.binding import Binding, parse_binding
 from kir.compile import CompiledGraph
 from kir.errors import KirError
-from kir.schema import MapConfig, Node, RetryPolicy, SubgraphConfig, ToolSpec
+from kir.schema import MapConfig, Node, RetryPolicy, SubgraphConfig
 from kir.template import lookup
 from substrate.blobs import pack, unpack
 from substrate.errors import ConcurrentAppend, FoldlineError
@@ -400,10 +400,6 @@ class Engine:
             leaf, value_of = fan.leaf[0], self.value_of
             return [value_of(f"{key}[{i}]/{leaf}") for i in range(count)]
         return [self.scope_output(item_prefix(key, i)) for i in range(count)]
-
-    def tools_for(self, key: str) -> Mapping[str, ToolSpec]:
-        tools: Mapping[str, ToolSpec] = self.state.scope_graph(key).tools
-        return tools
 
     # -- budget -------------------------------------------------------------------------
 
