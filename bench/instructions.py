@@ -1,7 +1,7 @@
 """Instructions executed by the fold, a resume, a replay and a chain step, counted by callgrind.
 
 Usage: python bench/instructions.py [--items 10000] [--chain-nodes 1000]
-                                    [--what fold,resume,replay,chain] [--keep DIR]
+                                    [--what fold,resume,replay,chain,chain-sqlite] [--keep DIR]
 
 Wall time on a shared machine moves by a third from one minute to the next; the number
 of instructions a piece of work executes does not. This script runs each workload in a
@@ -16,7 +16,10 @@ nothing else in the workload calls), after one warm-up call that is not counted:
 * ``replay``: ``areplay`` of that run on a new store handle (read, regenerate, compare,
   as ``bench/replay.py`` times it);
 * ``chain``: ``arun`` of a chain of ``--chain-nodes`` async ``code`` nodes on a
-  :class:`MemoryStore` (the engine alone, as ``bench/chain.py``'s memory line).
+  :class:`MemoryStore` (the engine alone, as ``bench/chain.py``'s memory line);
+* ``chain-sqlite``: the same on a new :class:`SQLiteStore` file with durability
+  ``process`` (as ``bench/chain.py``'s sqlite-process line; the kernel's work in the
+  write system calls is not counted).
 
 One JSON line per workload: ``instructions``, and that per event (fold, resume) or per
 node (chain). Compare two versions of the code by running this script on each.
@@ -47,6 +50,7 @@ from executor.api import aresume, arun, load_graph
 from executor.fold import RunState
 from executor.replay import areplay
 from kir.compile import compile_graph
+from substrate.stores.base import EventStore
 from substrate.stores.memory import MemoryStore
 from substrate.stores.sqlite import SQLiteStore
 
@@ -76,9 +80,16 @@ def _child(what: str, path: str, n: int) -> None:
 
     else:
         chain = compile_graph(chain_graph(n, "ainc"))
+        files = iter(range(3))
 
         def work() -> Any:
-            result = asyncio.run(arun(chain, {"x": 0}, store=MemoryStore(), options=OPTIONS))
+            store: EventStore = MemoryStore()
+            if what == "chain-sqlite":
+                store = SQLiteStore(Path(path).with_name(f"chain{next(files)}.db"))
+            try:
+                result = asyncio.run(arun(chain, {"x": 0}, store=store, options=OPTIONS))
+            finally:
+                store.close()
             assert result.status == "completed"
             return result
 
@@ -125,7 +136,7 @@ def main() -> None:
         print("bench/instructions.py needs valgrind (apt install valgrind)", file=sys.stderr)
         raise SystemExit(2)
     whats = [w for w in args.what.split(",") if w]
-    unknown = sorted(set(whats) - {"fold", "resume", "replay", "chain"})
+    unknown = sorted(set(whats) - {"fold", "resume", "replay", "chain", "chain-sqlite"})
     if unknown:
         print(f"unknown workload(s): {', '.join(unknown)}", file=sys.stderr)
         raise SystemExit(2)
@@ -137,9 +148,10 @@ def main() -> None:
         outs = args.keep or Path(tmp)
         outs.mkdir(parents=True, exist_ok=True)
         for what in whats:
-            n = args.chain_nodes if what == "chain" else events
+            chain = what.startswith("chain")
+            n = args.chain_nodes if chain else events
             total = count(what, db, n, outs / f"{what}.out")
-            unit = "node" if what == "chain" else "event"
+            unit = "node" if chain else "event"
             line = {"what": "instructions", "workload": what, f"{unit}s": n}
             line |= {"instructions": total, f"per_{unit}": round(total / n)}
             print(json.dumps(line), flush=True)

@@ -114,8 +114,8 @@ class NodeContext:
         inst = engine.state.instance(key)
         self.attempt = inst.attempt
         self._next_call = inst.call_base
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
+        self._loop = engine.loop
+        self._loop_thread = engine.loop_thread
 
     # -- journal ----------------------------------------------------------------------
 

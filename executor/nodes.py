@@ -33,7 +33,7 @@ from kir.template import render, render_value
 from substrate.codec import encode
 from substrate.ports import Message, ModelRequest, ModelResponse, ToolSchema
 
-__all__ = ["NodeResult", "HANDLERS", "DEFAULT_MAX_TOKENS", "load_callable"]
+__all__ = ["NodeResult", "HANDLERS", "DEFAULT_MAX_TOKENS", "direct_code", "load_callable"]
 
 #: ``max_tokens`` of a model call whose node does not set one: every call has a
 #: worst case, so a budget can be enforced before the call is made.
@@ -188,6 +188,29 @@ def _load(ref: str) -> tuple[Callable[..., Any], frozenset[str], bool]:
         except (TypeError, ValueError):  # some builtins have no signature
             params = frozenset()
         found = _CALLABLES[ref] = (obj, params, inspect.iscoroutinefunction(obj))
+    return found
+
+
+_DIRECT: dict[str, tuple[Callable[..., Awaitable[Any]], bool] | None] = {}
+
+
+def direct_code(ref: str) -> tuple[Callable[..., Awaitable[Any]], bool] | None:
+    """The callable of a ``code`` node that needs no :class:`NodeContext` (cached).
+
+    A coroutine function with no ``ctx`` parameter: the engine awaits it on its inputs
+    (and ``params``, the bool, when it takes them) as :func:`run_code` would, without
+    building a context. None for any other, and for one that does not load (which
+    :func:`run_code` reports).
+    """
+    try:
+        return _DIRECT[ref]
+    except KeyError:
+        pass
+    try:
+        fn, params, is_async = _load(ref)
+    except NodeError:
+        return None
+    found = _DIRECT[ref] = (fn, "params" in params) if is_async and "ctx" not in params else None
     return found
 
 

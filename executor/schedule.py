@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import msgspec
@@ -34,11 +34,11 @@ from executor.context import NodeContext, Suspend
 from executor.errors import ExecutorError, NodeError, NondeterminismError, RunFenced
 from executor.fold import RunState
 from executor.frontier import Scope, SingleNode, item_prefix
-from executor.nodes import HANDLERS, NodeResult
+from executor.nodes import HANDLERS, NodeResult, direct_code
 from kir.binding import Binding, parse_binding
 from kir.compile import CompiledGraph
 from kir.errors import KirError
-from kir.schema import MapConfig, Node, RetryPolicy, SubgraphConfig
+from kir.schema import CodeConfig, MapConfig, Node, RetryPolicy, SubgraphConfig
 from kir.template import lookup
 from substrate.blobs import pack, unpack
 from substrate.errors import ConcurrentAppend, FoldlineError
@@ -91,12 +91,16 @@ class NodeTimeout(NodeError):
     """A node attempt ran past its ``timeout_s`` (wall clock: an input on replay)."""
 
 
-def _input_what(key: str, name: str, source: str) -> str:
+#: What a binding is, for error text: a name, or (instance key, input name, source) of
+#: an input (the text is built only for an error or a path: the common case builds none).
+_What = str | tuple[str, str, str]
+
+
+def _text(what: _What) -> str:
+    if isinstance(what, str):
+        return what
+    key, name, source = what
     return f"node {key!r} input {name!r} ({source})"
-
-
-def _text(what: str | Callable[[], str]) -> str:
-    return what if isinstance(what, str) else what()
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,9 @@ class Engine:
         self._head = self._committed
         self._pending = _Pending()
         self._tasks: dict[asyncio.Future[tuple[str, Any]], str] = {}
+        #: The loop :meth:`drive` runs in and its thread (handlers run there).
+        self.loop: asyncio.AbstractEventLoop
+        self.loop_thread: int
         self._parked: dict[str, _Parked] = {}
         self._values: dict[str, Any] = {}
         self._scope_inputs: dict[str, Any] = {}
@@ -218,6 +225,9 @@ class Engine:
 
     async def commit(self, *, durable: bool = False) -> None:
         """Commit the pending batch (re-chained after any concurrent inputs)."""
+        self._commit(durable)
+
+    def _commit(self, durable: bool = False) -> None:
         while True:
             p = self._pending
             if not p.events:
@@ -316,9 +326,8 @@ class Engine:
         self._scope_inputs[prefix] = value
         return value
 
-    def _resolve(self, binding: Binding, scope: Scope, what: str | Callable[[], str]) -> Any:
-        """The value ``binding`` reads in ``scope``; ``what`` names it in errors (a
-        callable is called only for an error or a path: the common case builds no text)."""
+    def _resolve(self, binding: Binding, scope: Scope, what: _What) -> Any:
+        """The value ``binding`` reads in ``scope``; ``what`` names it in errors."""
         fr = self.state.frontier
         source = binding.source
         if source == "input":
@@ -357,9 +366,7 @@ class Engine:
     def _inputs_in(self, key: str, scope: Scope, node: Node) -> dict[str, Any]:
         out = {}
         for name, source in node.inputs.items():
-            out[name] = self._resolve(
-                parse_binding(source), scope, partial(_input_what, key, name, source)
-            )
+            out[name] = self._resolve(parse_binding(source), scope, (key, name, source))
         return out
 
     def _map_items(self, key: str) -> list[Any]:
@@ -486,6 +493,8 @@ class Engine:
 
     async def drive(self) -> None:
         """The loop: restart what was in flight, then step until done or waiting."""
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
         state = self.state
         for key in sorted(state.in_flight, key=lambda k: state.frontier.order_keys[k]):
             node = state.node(key)
@@ -500,7 +509,7 @@ class Engine:
         try:
             while True:
                 self._step()
-                await self.commit()
+                self._commit()
                 if self.state.terminal:
                     return
                 if not self._tasks:
@@ -618,7 +627,8 @@ class Engine:
                     return
                 self.emit(None, RunCompleted(output=pack(output, blobs)), blobs=blobs)
                 return
-            self._wake_parked()
+            if self._parked:
+                self._wake_parked()
             while not st.terminal and len(self._tasks) < self.max_concurrency:
                 ready = fr.pop_ready()
                 if ready is None:
@@ -629,11 +639,13 @@ class Engine:
                 return
 
     def _start(self, key: str) -> None:
-        node = self.state.node(key)
+        state = self.state
+        node = state.frontier.node_at(key)
         # Not state.instance(key), which would make the instance: the fold makes it from
         # node.started, on its fast path for a first attempt.
-        inst = self.state.instances.get(key)
-        if isinstance(node.config, MapConfig):
+        inst = state.instances.get(key)
+        config = type(node.config)
+        if config is MapConfig:
             try:
                 items = self._map_items(key)
             except FoldlineError as exc:
@@ -641,7 +653,7 @@ class Engine:
                 self._fail(key, exc, retry=False)
                 return
             self.emit(key, NodeStarted(items=len(items)))
-        elif isinstance(node.config, SubgraphConfig):
+        elif config is SubgraphConfig:
             self.emit(key, NodeStarted())
         else:
             self.emit(key, NodeStarted(attempt=1 if inst is None else inst.attempt + 1))
@@ -655,16 +667,40 @@ class Engine:
         loop exactly where a task's would be. One that waits continues as a task from
         where it stopped.
         """
-        coro = self._run_handler(key, node)
+        config = node.config
+        direct = None
+        if type(config) is CodeConfig and (node.timeout_s is None or not self.enforce_timeouts):
+            direct = direct_code(config.function)
+        if direct is None:
+            coro = self._run_handler(key, node)
+        else:
+            coro = self._run_code(key, node, *direct)
         try:
             yielded = coro.send(None)
         except StopIteration as stop:
-            done: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+            done: asyncio.Future[tuple[str, Any]] = self.loop.create_future()
             done.set_result(stop.value)
             self._tasks[done] = key
             return
         task: asyncio.Future[tuple[str, Any]] = asyncio.ensure_future(_resume(coro, yielded))
         self._tasks[task] = key
+
+    async def _run_code(
+        self, key: str, node: Node, fn: Callable[..., Awaitable[Any]], with_params: bool
+    ) -> tuple[str, Any]:
+        """:meth:`_run_handler` of a ``code`` node whose callable needs no context
+        (:func:`~executor.nodes.direct_code`): what ``run_code`` does, minus the context."""
+        try:
+            kwargs = self._inputs_in(key, self.state.frontier.node_of(key)[0], node)
+            if with_params:
+                kwargs["params"] = node.config.params  # type: ignore[union-attr]
+            return "ok", NodeResult(await fn(**kwargs))
+        except Suspend as s:
+            return "suspend", s
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return "error", exc
 
     async def _run_handler(self, key: str, node: Node) -> tuple[str, Any]:
         try:
@@ -695,7 +731,10 @@ class Engine:
         if self.state.terminal or task.cancelled():
             return
         kind, value = task.result()
-        self._finish_result(key, kind, value)
+        if kind == "ok":  # the common case, without a call
+            self._complete(key, value)
+        else:
+            self._finish_result(key, kind, value)
 
     def _finish_result(self, key: str, kind: str, value: Any) -> None:
         if self.state.terminal:

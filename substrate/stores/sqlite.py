@@ -201,8 +201,12 @@ class SQLiteStore:
                     # The (run_id, seq) key is the fence: had another writer taken the seq
                     # the cached head points at, the whole statement fails.
                     check_link(run_id, cached.hash, events)
+                    # A bytearray binds as the same BLOB as bytes, without the adapter
+                    # look-up sqlite3 makes for every bytes parameter (it costs more
+                    # than the copy).
                     db.execute(
-                        _INSERT_ROWS[len(rows)], [v for s, b, h in rows for v in (run_id, s, b, h)]
+                        _INSERT_ROWS[len(rows)],
+                        [v for s, b, h in rows for v in (run_id, s, bytearray(b), h)],
                     )
                 else:
                     cached = self._append_in_transaction(

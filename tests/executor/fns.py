@@ -89,3 +89,20 @@ async def short(x: Any = None) -> Any:
 
 async def ainc(x: int) -> int:
     return x + 1
+
+
+async def aparams(x: int, params: dict[str, Any]) -> int:
+    return x + int(params["add"])
+
+
+async def aboom(x: Any = None) -> None:
+    raise ValueError("aboom")
+
+
+async def asleep_inc(x: int) -> int:
+    await asyncio.sleep(0)
+    return x + 1
+
+
+async def actx(x: int, ctx: Any) -> int:
+    return x + ctx.attempt

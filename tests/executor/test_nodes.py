@@ -23,6 +23,7 @@ from kir.schema import (
 )
 from substrate import MockModel, MockReply, SQLiteStore, StepClock
 from substrate.events import ModelCalled, NodeStarted, ToolRequested
+from tests.executor import fns
 from tests.executor.helpers import chain, code
 
 
@@ -54,6 +55,61 @@ def test_sync_and_async_callables(store: SQLiteStore) -> None:
         output="b",
     )
     assert run(g, {"x": 3}, store=store).output == 12
+
+
+def test_async_callables_run_without_a_context_exactly_as_with_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coroutine function with no ``ctx`` is awaited by the engine directly: the log is
+    byte for byte the one ``run_code`` (through a NodeContext) writes, errors included."""
+    from executor import nodes, schedule
+    from kir.schema import CodeConfig
+
+    fn = "tests.executor.fns:"
+    assert nodes.direct_code(fn + "ainc") == (fns.ainc, False)
+    assert nodes.direct_code(fn + "aparams") == (fns.aparams, True)
+    assert nodes.direct_code(fn + "inc") is None  # sync: run in a worker thread
+    assert nodes.direct_code(fn + "actx") is None  # wants its context
+    assert nodes.direct_code(fn + "no_such_fn") is None  # run_code names the error
+
+    def graph(last: str) -> Graph:
+        with_params = Node(
+            id="p",
+            config=CodeConfig(function=fn + "aparams", params={"add": 10}),
+            inputs={"x": "s"},
+        )
+        return Graph(
+            nodes=[
+                code("a", "ainc", {"x": "$input.x"}),
+                code("s", "asleep_inc", {"x": "a"}),  # suspends: continues as a task
+                with_params,
+                code("c", "actx", {"x": "p"}),
+                code("z", last, {"x": "c"}),
+            ],
+            edges=[Edge("a", "s"), Edge("s", "p"), Edge("p", "c"), Edge("c", "z")],
+            output="z",
+        )
+
+    def record(name: str, last: str) -> tuple[Any, list[bytes]]:
+        store = SQLiteStore(tmp_path / f"{name}.db")
+        try:
+            res = run(graph(last), {"x": 1}, store=store, clock=StepClock(), run_id="r", seed="5e")
+            return res, store.read_sealed("r").bodies
+        finally:
+            store.close()
+
+    direct_ok, direct_ok_log = record("direct-ok", "ainc")
+    direct_err, direct_err_log = record("direct-err", "aboom")
+    monkeypatch.setattr(schedule, "direct_code", lambda ref: None)
+    ctx_ok_log = record("ctx-ok", "ainc")[1]
+    ctx_err_log = record("ctx-err", "aboom")[1]
+
+    assert direct_ok.status == "completed"
+    assert direct_ok.output == 1 + 1 + 1 + 10 + 1 + 1
+    assert direct_err.status == "failed"
+    assert "aboom" in str(direct_err.error)
+    assert direct_ok_log == ctx_ok_log
+    assert direct_err_log == ctx_err_log
 
 
 def test_llm_node_records_the_call_and_its_cost(store: SQLiteStore) -> None:
