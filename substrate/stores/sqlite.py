@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from substrate.codec import digest
+from substrate.codec import digest, encode
 from substrate.errors import BlobMissing, ConcurrentAppend, LogCorrupt, StoreError
 from substrate.events import Event, Head
 from substrate.stores.base import (
@@ -74,8 +74,10 @@ CREATE TABLE IF NOT EXISTS blobs (
 _INSERT_EVENT: Final = "INSERT INTO events (run_id, seq, body, hash) VALUES (?, ?, ?, ?)"
 #: Batches up to this many events are written by one multi-row INSERT statement.
 _ONE_STATEMENT_ROWS: Final = 32
+#: n rows in one statement; ?1 is the run id, then each row's seq, body and hash.
 _INSERT_ROWS: Final = {
-    n: "INSERT INTO events (run_id, seq, body, hash) VALUES " + ", ".join(["(?, ?, ?, ?)"] * n)
+    n: "INSERT INTO events (run_id, seq, body, hash) VALUES "
+    + ", ".join(f"(?1, ?{3 * i + 2}, ?{3 * i + 3}, ?{3 * i + 4})" for i in range(n))
     for n in range(1, _ONE_STATEMENT_ROWS + 1)
 }
 _HEAD: Final = "SELECT seq, hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1"
@@ -88,6 +90,42 @@ _ROWS_IN: Final = (
 )
 #: Rows fetched and verified at a time by ``read``.
 _READ_CHUNK: Final = 1024
+
+
+def _statement_params(
+    run_id: str,
+    events: Sequence[Event],
+    bodies: Sequence[bytes] | None,
+    hashes: Sequence[str] | None,
+    head: Head,
+) -> tuple[list[Any], Head] | None:
+    """The parameters of the one-statement insert of a batch that follows ``head``, and
+    the head after it: None if it is not one (empty, too long, or failing a check of
+    :func:`prepare_rows`, which then names the fault).
+
+    Bodies are bound as bytearrays: the same BLOB as bytes, without the adapter look-up
+    sqlite3 makes for every bytes parameter (which costs more than the copy).
+    """
+    n = len(events)
+    if not 0 < n <= _ONE_STATEMENT_ROWS:
+        return None
+    if bodies is None:
+        if hashes is not None:
+            return None
+        bodies = [encode(ev) for ev in events]
+    if hashes is None:
+        hashes = [digest(b) for b in bodies]
+    if len(bodies) != n or len(hashes) != n:
+        return None
+    params: list[Any] = [run_id]
+    seq, prev = head.next_seq, head.hash
+    for ev, body, hash_ in zip(events, bodies, hashes, strict=False):  # lengths checked
+        if ev.seq != seq or ev.prev != prev or ev.kind != ev.data.KIND:
+            return None
+        params += (seq, bytearray(body), hash_)
+        prev = hash_
+        seq += 1
+    return params, Head(seq, prev)
 
 
 class SQLiteStore:
@@ -183,35 +221,35 @@ class SQLiteStore:
         blobs: Mapping[str, bytes] | None = None,
         durable: bool = False,
     ) -> Head:
-        rows = prepare_rows(run_id, expected_seq, events, bodies, hashes)
         db = self._db
         with self._lock:
+            cached = self._heads.get(run_id)
+            params = rows = None
+            if (
+                cached is not None
+                and cached.next_seq == expected_seq
+                and expected_seq
+                and not blobs
+            ):
+                one = _statement_params(run_id, events, bodies, hashes, cached)
+                if one is not None:
+                    params, head = one
+            if params is None:  # checked in full: InvalidAppend names what is wrong
+                rows = prepare_rows(run_id, expected_seq, events, bodies, hashes)
             try:
-                cached = self._heads.get(run_id)
-                if (
-                    cached is not None
-                    and cached.next_seq == expected_seq
-                    and expected_seq
-                    and not blobs
-                    and 0 < len(rows) <= _ONE_STATEMENT_ROWS
-                ):
-                    # The common case: more events of a run this handle wrote last, and
+                if params is not None:
+                    # The common case: a sealed batch of a run this handle wrote last, and
                     # nothing else. One INSERT statement is atomic by itself (SQLite
                     # commits it as it ends), so it needs no BEGIN and COMMIT round trips.
                     # The (run_id, seq) key is the fence: had another writer taken the seq
                     # the cached head points at, the whole statement fails.
-                    check_link(run_id, cached.hash, events)
-                    # A bytearray binds as the same BLOB as bytes, without the adapter
-                    # look-up sqlite3 makes for every bytes parameter (it costs more
-                    # than the copy).
-                    db.execute(
-                        _INSERT_ROWS[len(rows)],
-                        [v for s, b, h in rows for v in (run_id, s, bytearray(b), h)],
-                    )
+                    db.execute(_INSERT_ROWS[len(events)], params)
                 else:
+                    assert rows is not None
                     cached = self._append_in_transaction(
                         run_id, expected_seq, events, rows, cached, blobs
                     )
+                    head = Head(rows[-1][0] + 1, rows[-1][2]) if rows else cached
 
             except sqlite3.IntegrityError:
                 # Another writer took this seq (or created this run) since we last
@@ -228,7 +266,6 @@ class SQLiteStore:
             except BaseException:
                 self._abort(run_id)
                 raise
-            head = Head(rows[-1][0] + 1, rows[-1][2]) if rows else cached
             self._heads[run_id] = head
         if durable and self.durability == "process":
             self.sync()
