@@ -90,6 +90,9 @@ EXTERNAL_KINDS = frozenset(
     {"gate.decided", "signal.received", "run.cancel_requested", "budget.raised", "run.resumed"}
 )
 
+#: The external inputs an engine meets at its next commit, as live; a ``run.resumed`` is
+#: instead a point where the recorded process stopped.
+_DELIVERED = EXTERNAL_KINDS - {"run.resumed"}
 _COMPLETIONS = ("node.completed", "node.failed")
 _ABBREV = 120
 
@@ -202,7 +205,7 @@ class _Recording:
     def past_delivered(self, pos: int) -> int:
         """The first position at or after ``pos`` that is not an input from elsewhere."""
         events, n = self.events, self.n
-        while pos < n and events[pos].kind in EXTERNAL_KINDS and events[pos].kind != "run.resumed":
+        while pos < n and events[pos].kind in _DELIVERED:
             pos += 1
         return pos
 
@@ -374,9 +377,13 @@ class _LogClock:
         self.engine = engine
 
     def now(self) -> int:
-        rec = self.engine.rec
+        engine = self.engine
+        rec = engine.rec
         events, n = rec.events, rec.n
-        pos = rec.past_delivered(self.engine._head.next_seq)
+        pos = engine._head.next_seq
+        if pos < n and events[pos].kind not in _DELIVERED:  # the common case, inline
+            return events[pos].at
+        pos = rec.past_delivered(pos)
         return events[pos].at if pos < n else events[-1].at
 
 
