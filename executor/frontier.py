@@ -169,6 +169,10 @@ class MapFanout(msgspec.Struct, eq=False):
     leaf: tuple[str, int] | None = None
     opened: int = 0
     finished: int = 0
+    #: Keys of the one-node items opened while the frontier's heap is up, in index order
+    #: (which is their order): only the first is in the heap, so a long map keeps the
+    #: heap short.
+    queue: deque[str] = msgspec.field(default_factory=deque)
 
 
 class Place(msgspec.Struct, eq=False, gc=False):
@@ -339,8 +343,10 @@ class Frontier:
         key = f"{fan.key}[{i}]/{node_id}"  # item_prefix(fan.key, i) + node_id
         okey = fan.order_key + (i, index)  # noqa: RUF005
         place = self.places[key] = Place(key, None, node_id, okey, "ready", fan, i)
-        if self._heaped:  # what _make_ready does, inline: a long map opens many items
-            heapq.heappush(self._heap, (okey, key))
+        if self._heaped:  # what _make_ready does, inline, through the map's queue
+            if not fan.queue:
+                heapq.heappush(self._heap, (okey, key))
+            fan.queue.append(key)
         else:
             self._made_ready.append(place)
 
@@ -481,7 +487,14 @@ class Frontier:
         places = self.places
         while heap:
             _, key = heapq.heappop(heap)
-            if places[key].status == "ready":
+            place = places[key]
+            fan = place.fan
+            if fan is not None and fan.queue and fan.queue[0] == key:
+                queue = fan.queue
+                queue.popleft()
+                if queue:  # the map's next item takes its place in the heap
+                    heapq.heappush(heap, (places[queue[0]].order_key, queue[0]))
+            if place.status == "ready":
                 return key
         return None
 

@@ -200,3 +200,61 @@ def test_fold_of_composite_scopes_equals_the_live_state() -> None:
         "sub/",
     ]
     assert len(fr.scopes) == len(list(fr.scopes))
+
+
+@settings(max_examples=40)
+@given(
+    limit=st.integers(1, 6),
+    total=st.integers(0, 12),
+    moves=st.lists(st.booleans(), max_size=60),
+)
+def test_pop_ready_takes_map_items_in_order_among_other_ready_nodes(
+    limit: int, total: int, moves: list[bool]
+) -> None:
+    """A one-node map's items wait in the map's own queue (one of them in the heap): what
+    comes out is still the ready instance of least order key, whatever else is ready."""
+    from executor.frontier import Frontier, SingleNode
+    from kir.schema import CodeConfig
+
+    def node(node_id: str) -> Node:
+        return Node(id=node_id, config=CodeConfig(function="tests.executor.fns:noop"))
+
+    body = node("b")
+    m = Node(id="m", config=MapConfig(over="a", node=body, max_concurrency=limit))
+    graph = compile_graph(
+        Graph(
+            nodes=[node("a"), m, node("k"), node("n"), node("z")],
+            edges=[Edge("a", "m"), Edge("k", "n")],
+            output="m",
+        )
+    )
+    fr = Frontier()
+    fr.open_scope("", graph, (), None)
+    running: list[str] = []
+
+    def pop_and_check() -> str | None:
+        ready = [k for k in fr.ready_set() if k not in fr.skippable]
+        key = fr.pop_ready()
+        if not ready:
+            assert key is None
+            return None
+        assert key == min(ready, key=lambda k: (fr.order_keys[k], k))
+        fr.started(key)
+        running.append(key)
+        if key == "m":
+            fr.open_map("m", SingleNode(body, graph.subgraphs, graph.tools), total, limit)
+        return key
+
+    def finish_one() -> None:
+        key = running.pop(0)
+        if key != "m":  # the map is done when its items are: not by hand
+            fr.done(key, None, False)
+
+    for finish in moves:
+        if (finish or pop_and_check() is None) and running:
+            finish_one()
+    while pop_and_check() is not None or running:
+        if running:
+            finish_one()
+    opened = fr.fanouts["m"].opened if "m" in fr.fanouts else 0
+    assert opened == total or "m" not in fr.fanouts
