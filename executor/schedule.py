@@ -695,12 +695,8 @@ class Engine:
             if with_params:
                 kwargs["params"] = node.config.params  # type: ignore[union-attr]
             return "ok", NodeResult(await fn(**kwargs))
-        except Suspend as s:
-            return "suspend", s
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            return "error", exc
+        except (Suspend, Exception) as exc:  # not CancelledError: that one propagates
+            return _stopped(exc)
 
     async def _run_handler(self, key: str, node: Node) -> tuple[str, Any]:
         try:
@@ -715,12 +711,8 @@ class Engine:
             else:
                 result = await handler(ctx)
             return "ok", result
-        except Suspend as s:
-            return "suspend", s
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            return "error", exc
+        except (Suspend, Exception) as exc:  # not CancelledError: that one propagates
+            return _stopped(exc)
 
     def timeout_error(self, key: str, node: Node) -> NodeTimeout:
         attempt = self.state.instance(key).attempt
@@ -809,6 +801,11 @@ class Engine:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+def _stopped(exc: BaseException) -> tuple[str, Any]:
+    """The outcome of a handler that raised: suspended (waiting on something), or failed."""
+    return ("suspend" if isinstance(exc, Suspend) else "error"), exc
 
 
 @types.coroutine
