@@ -223,12 +223,22 @@ class RunState:
     # -- the fold -------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        """Fold one event into the state.
+        """Fold one event into the state (the engine folds each event it emits so).
 
         Raises:
             FoldError: the event is out of sequence or of a kind the fold does not know.
         """
-        self.apply_all((event,))
+        seq = self.next_seq
+        if event.seq != seq:
+            raise self._out_of_sequence(event, seq)
+        data = event.data
+        handler = self._handlers.get(type(data))
+        if handler is None:
+            raise self._unknown_kind(event)
+        handler(event, data)
+        self.next_seq = seq + 1
+        self.last_at = event.at
+        self.applied += 1
 
     def apply_all(self, events: Iterable[Event]) -> RunState:
         """Fold events in order (what :meth:`apply` does for each, in one loop).
@@ -236,55 +246,18 @@ class RunState:
         Raises:
             FoldError: as :meth:`apply`; the events before the bad one stay applied.
         """
-        handlers, instances = self._handlers, self.instances
-        places, done = self.frontier.places, self.frontier.done
+        handlers = self._handlers
         seq = start = self.next_seq
         last_at = self.last_at
         try:
             for event in events:
                 if event.seq != seq:
-                    raise FoldError(
-                        f"run {self.run_id!r}: event seq {event.seq} applied where seq "
-                        f"{seq} was expected"
-                    )
+                    raise self._out_of_sequence(event, seq)
                 data = event.data
-                # Every node instance has a node.started and a node.completed: they are
-                # most of a long log. Their common case is folded here, inline (a call
-                # per event is a good part of the cost of folding); handlers do the rest.
-                # Kinds are told by exact type: event data classes are never subclassed,
-                # and isinstance on a msgspec struct not of the class goes through its
-                # metaclass (about 0.2 µs, a tenth of the fold of one event).
-                if type(data) is NodeCompleted:
-                    key = event.node
-                    inst = None if key is None else instances.get(key)
-                    if inst is None:
-                        self._node_completed(event, data)
-                    else:
-                        inst.status = "completed"
-                        inst.output = data.output
-                        inst.route = route = data.route
-                        inst.ended_at = event.at
-                        done(inst.key, route, False)
-                elif type(data) is NodeStarted:
-                    key = event.node
-                    place = None if key is None else places.get(key)
-                    if key is None or place is None or data.attempt != 1 or key in instances:
-                        self._node_started(event, data)  # a retry, or an error
-                    else:
-                        place.status = "running"  # what frontier.started does
-                        inst = instances[key] = Instance(key, "running", 1, event.at)
-                        fan = place.fan
-                        graph = fan.body if fan is not None else place.scope.graph  # type: ignore[union-attr]
-                        node = graph.nodes[place.node_id]
-                        if node.config.kind in _COMPOSITE_KINDS:
-                            self._open_composite(inst, node, data)
-                else:
-                    handler = handlers.get(type(data))
-                    if handler is None:
-                        raise FoldError(
-                            f"run {self.run_id!r} seq {seq}: no fold for event kind {event.kind!r}"
-                        )
-                    handler(event, data)
+                handler = handlers.get(type(data))
+                if handler is None:
+                    raise self._unknown_kind(event)
+                handler(event, data)
                 seq += 1
                 last_at = event.at
         finally:
@@ -293,6 +266,16 @@ class RunState:
             self.last_at = last_at
             self.applied += seq - start
         return self
+
+    def _out_of_sequence(self, event: Event, seq: int) -> FoldError:
+        return FoldError(
+            f"run {self.run_id!r}: event seq {event.seq} applied where seq {seq} was expected"
+        )
+
+    def _unknown_kind(self, event: Event) -> FoldError:
+        return FoldError(
+            f"run {self.run_id!r} seq {event.seq}: no fold for event kind {event.kind!r}"
+        )
 
     # -- lookups --------------------------------------------------------------------
 
@@ -377,6 +360,24 @@ class RunState:
         self.ended_at = ev.at
 
     def _node_started(self, ev: Event, d: NodeStarted) -> None:
+        # Every node instance has a node.started and a node.completed: they are most of
+        # a long log. Their common case (a first attempt; a completion of a known
+        # instance) is folded without a further call.
+        key = ev.node
+        place = None if key is None else self.frontier.places.get(key)
+        if place is None or d.attempt != 1 or place.key in self.instances:
+            self._node_restarted(ev, d)
+            return
+        place.status = "running"  # what frontier.started does
+        inst = self.instances[place.key] = Instance(place.key, "running", 1, ev.at)
+        fan = place.fan
+        graph = fan.body if fan is not None else place.scope.graph  # type: ignore[union-attr]
+        node = graph.nodes[place.node_id]
+        if node.config.kind in _COMPOSITE_KINDS:
+            self._open_composite(inst, node, d)
+
+    def _node_restarted(self, ev: Event, d: NodeStarted) -> None:
+        """node.started other than a first attempt's (a retry), or one that is wrong."""
         key = self._key(ev)
         node = self.frontier.started(key)
         attempt = d.attempt
@@ -414,13 +415,15 @@ class RunState:
         return SingleNode(config.node, parent.subgraphs, parent.tools)
 
     def _node_completed(self, ev: Event, d: NodeCompleted) -> None:
-        key = self._key(ev)
-        inst = self.instance(key)
+        key = ev.node
+        inst = None if key is None else self.instances.get(key)
+        if inst is None:
+            inst = self.instance(self._key(ev))
         inst.status = "completed"
         inst.output = d.output
         inst.route = d.route
         inst.ended_at = ev.at
-        self.frontier.done(key, d.route, skipped=False)
+        self.frontier.done(inst.key, d.route, False)
 
     def _node_failed(self, ev: Event, d: NodeFailed) -> None:
         inst = self.instance(self._key(ev))

@@ -47,7 +47,7 @@ from executor.api import _compiled, fold_log, load_graph, load_sealed
 from executor.errors import ExecutorError, NondeterminismError, RunNotFound
 from executor.fold import RunState
 from executor.schedule import Engine, EngineOptions
-from kir.schema import Graph, Node
+from kir.schema import Graph
 from substrate.blobs import unpack
 from substrate.codec import digest, encode
 from substrate.errors import ConcurrentAppend
@@ -444,7 +444,6 @@ class _ReplayEngine(Engine):
         self._turns: dict[tuple[str, int], tuple[str, asyncio.Future[Event]]] = {}
         self._changed: asyncio.Future[None] | None = None
         self._emitters: dict[str, asyncio.Future[None]] = {}
-        self._timed_out: set[str] = set()
         self._spins = (-1, 0)
 
     def _seal_recorded(
@@ -612,6 +611,9 @@ class _ReplayEngine(Engine):
             regenerated="nothing",
         )
 
+    def _finished(self) -> list[_Task]:
+        return []  # what is recorded next decides, in _wait_tasks
+
     async def _wait_tasks(self) -> list[_Task]:
         rec = self.rec
         while True:
@@ -676,10 +678,14 @@ class _ReplayEngine(Engine):
                 return suspended + batch
             timed_out = self._timeout_due()
             if timed_out is not None:
-                self._timed_out.add(self._tasks[timed_out])
+                key = self._tasks.pop(timed_out)
                 timed_out.cancel()
                 await asyncio.wait([timed_out])
-                return [timed_out]
+                # What a live handler returns when its attempt times out (_run_handler).
+                outcome: _Task = self.loop.create_future()
+                outcome.set_result(("error", self.timeout_error(key, self.state.node(key))))
+                self._tasks[outcome] = key
+                return [outcome]
             if q > pos:  # nothing to do before the inputs: the engine polls for them
                 await self._deliver(pos)
                 return suspended
@@ -691,16 +697,6 @@ class _ReplayEngine(Engine):
         """Let the engine find the recorded inputs at ``pos`` as a live poll would."""
         self.rstore.visible = self.rec.past_delivered(pos)
         await self._poll_inputs()
-
-    def _finish(self, task: _Task) -> None:
-        key = self._tasks[task]
-        if key in self._timed_out:
-            del self._tasks[task]
-            self._timed_out.discard(key)
-            node: Node = self.state.node(key)
-            self._fail(key, self.timeout_error(key, node), retry=True)
-            return
-        super()._finish(task)
 
 
 async def areplay(

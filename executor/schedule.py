@@ -220,7 +220,7 @@ class Engine:
         p.hashes.append(hash_)
         if blobs:
             p.blobs.update(blobs)
-        self.state.apply_all((event,))
+        self.state.apply(event)
         return event
 
     async def commit(self, *, durable: bool = False) -> None:
@@ -516,18 +516,21 @@ class Engine:
                     if await self._idle():
                         continue
                     return
-                for task in await self._wait_tasks():
+                for task in self._finished() or await self._wait_tasks():
                     self._finish(task)
         finally:
             await self._cancel_tasks()
 
+    def _finished(self) -> list[asyncio.Future[tuple[str, Any]]]:
+        """Tasks already finished, in the order to record them: handlers that ended
+        without suspending need no trip through the loop (nor a coroutine to wait)."""
+        done = [t for t in self._tasks if t.done()]
+        if len(done) > 1:
+            done.sort(key=lambda t: self._order(self._tasks[t]))
+        return done
+
     async def _wait_tasks(self) -> list[asyncio.Future[tuple[str, Any]]]:
         """Tasks that finished, in the order to record them; [] after a poll for inputs."""
-        done = [t for t in self._tasks if t.done()]
-        if done:  # handlers that finished without suspending: no trip through the loop
-            if len(done) > 1:
-                done.sort(key=lambda t: self._order(self._tasks[t]))
-            return done
         finished, _ = await asyncio.wait(
             set(self._tasks),
             timeout=self.options.poll_interval_s,
