@@ -142,3 +142,39 @@ def test_defaults_are_filled() -> None:
     n = parse_node({"id": "a", "kind": "agent", "config": {"model": "a:b", "instructions": "x"}})
     assert n.retry == RetryPolicy()
     assert n.config.max_turns == 10  # type: ignore[union-attr]
+
+
+def test_parsing_a_graph_collects_no_more_often_for_a_larger_graph() -> None:
+    """A graph's JSON and its models are many small objects and no garbage cycles: the
+    cycle collector is paused while they are made (it was a third of a 10k-node parse).
+    What remains is its pass over the new objects once the pause ends: the number of
+    collections does not grow with the graph, and the collector is back on after."""
+    import gc
+
+    from kir.compile import compile_graph
+
+    def collections(n: int, canonical: bool) -> int:
+        nodes = [
+            Node(id=f"n{i}", config=LlmConfig(model="openai:gpt-4o", prompt="hi")) for i in range(n)
+        ]
+        g = Graph(nodes=nodes, edges=[Edge(f"n{i}", f"n{i + 1}") for i in range(n - 1)])
+        text = compile_graph(g).canonical if canonical else g.to_json().encode()
+        runs: list[int] = []
+
+        def count(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                runs.append(info["generation"])
+
+        gc.collect()
+        gc.callbacks.append(count)
+        try:
+            parsed = Graph.from_json(text)
+        finally:
+            gc.callbacks.remove(count)
+        assert len(parsed.nodes) == n
+        return len(runs)
+
+    for canonical in (False, True):
+        small, large = collections(500, canonical), collections(4000, canonical)
+        assert small == large <= 1, (canonical, small, large)
+    assert gc.isenabled()
