@@ -196,29 +196,6 @@ class RunState:
         self.budget = Budget()
         self.last_budget_exceeded: BudgetExceeded | None = None
         self.applied = 0
-        self._handlers: dict[type[Any], Callable[[Event, Any], None]] = {
-            RunStarted: self._run_started,
-            RunResumed: self._run_resumed,
-            RunCancelRequested: self._cancel_requested,
-            RunCompleted: self._run_completed,
-            RunFailed: self._run_failed,
-            RunWaiting: self._run_waiting,
-            RunCancelled: self._run_cancelled,
-            NodeStarted: self._node_started,
-            NodeCompleted: self._node_completed,
-            NodeFailed: self._node_failed,
-            NodeSkipped: self._node_skipped,
-            ModelRequested: self._model_requested,
-            ModelCalled: self._model_called,
-            ToolRequested: self._tool_requested,
-            ToolReturned: self._tool_returned,
-            ClockRead: self._clock_read,
-            GateOpened: self._gate_opened,
-            GateDecided: self._gate_decided,
-            SignalReceived: self._signal_received,
-            BudgetExceeded: self._budget_exceeded,
-            BudgetRaised: self._budget_raised,
-        }
 
     # -- the fold -------------------------------------------------------------------
 
@@ -232,10 +209,10 @@ class RunState:
         if event.seq != seq:
             raise self._out_of_sequence(event, seq)
         data = event.data
-        handler = self._handlers.get(type(data))
+        handler = _HANDLERS.get(type(data))
         if handler is None:
             raise self._unknown_kind(event)
-        handler(event, data)
+        handler(self, event, data)
         self.next_seq = seq + 1
         self.last_at = event.at
         self.applied += 1
@@ -246,7 +223,7 @@ class RunState:
         Raises:
             FoldError: as :meth:`apply`; the events before the bad one stay applied.
         """
-        handlers = self._handlers
+        handlers = _HANDLERS
         seq = start = self.next_seq
         last_at = self.last_at
         try:
@@ -257,7 +234,7 @@ class RunState:
                 handler = handlers.get(type(data))
                 if handler is None:
                     raise self._unknown_kind(event)
-                handler(event, data)
+                handler(self, event, data)
                 seq += 1
                 last_at = event.at
         finally:
@@ -572,6 +549,34 @@ class RunState:
                 "root_done": self.frontier.root_done,
             },
         }
+
+
+#: The fold of each event kind: ``handler(state, event, data)``. Plain functions, not
+#: bound methods kept on the state: a state that held its own methods would be a
+#: reference cycle, freed only by the cycle collector.
+_HANDLERS: dict[type[Any], Callable[[RunState, Event, Any], None]] = {
+    RunStarted: RunState._run_started,
+    RunResumed: RunState._run_resumed,
+    RunCancelRequested: RunState._cancel_requested,
+    RunCompleted: RunState._run_completed,
+    RunFailed: RunState._run_failed,
+    RunWaiting: RunState._run_waiting,
+    RunCancelled: RunState._run_cancelled,
+    NodeStarted: RunState._node_started,
+    NodeCompleted: RunState._node_completed,
+    NodeFailed: RunState._node_failed,
+    NodeSkipped: RunState._node_skipped,
+    ModelRequested: RunState._model_requested,
+    ModelCalled: RunState._model_called,
+    ToolRequested: RunState._tool_requested,
+    ToolReturned: RunState._tool_returned,
+    ClockRead: RunState._clock_read,
+    GateOpened: RunState._gate_opened,
+    GateDecided: RunState._gate_decided,
+    SignalReceived: RunState._signal_received,
+    BudgetExceeded: RunState._budget_exceeded,
+    BudgetRaised: RunState._budget_raised,
+}
 
 
 def fold(state: RunState, event: Event) -> RunState:

@@ -224,38 +224,76 @@ def _status(place: Place) -> InstanceStatus:
 
 
 class _Scopes(Mapping[str, Scope]):
-    """Every scope by prefix: those opened, and the one-node map items' (made when asked)."""
+    """Every scope by prefix: those opened, and the one-node map items' (made when asked).
 
-    __slots__ = ("_frontier", "opened")
+    It holds the frontier's tables, not the frontier: the frontier holds it, and a cycle
+    between them would leave a finished run's places to the cycle collector.
+    """
 
-    def __init__(self, frontier: Frontier) -> None:
-        self._frontier = frontier
+    __slots__ = ("_fanouts", "_places", "opened")
+
+    def __init__(self, places: dict[str, Place], fanouts: dict[str, MapFanout]) -> None:
+        self._places = places
+        self._fanouts = fanouts
         self.opened: dict[str, Scope] = {}
 
     def __getitem__(self, prefix: str) -> Scope:
         scope = self.opened.get(prefix)
         if scope is None:
-            place = self._frontier._item_place(prefix)
+            place = _item_place(self._places, self._fanouts, prefix)
             if place is None:
                 raise KeyError(prefix)
-            scope = self._frontier.scope_of(place)
+            scope = _scope_of(place)
         return scope
 
     def __contains__(self, prefix: object) -> bool:
         if prefix in self.opened:
             return True
-        return isinstance(prefix, str) and self._frontier._item_place(prefix) is not None
+        return (
+            isinstance(prefix, str) and _item_place(self._places, self._fanouts, prefix) is not None
+        )
 
     def __iter__(self) -> Iterator[str]:
         yield from self.opened
-        for fan in self._frontier.fanouts.values():
+        for fan in self._fanouts.values():
             if fan.leaf is not None:
                 for i in range(fan.opened):
                     yield f"{fan.key}[{i}]/"
 
     def __len__(self) -> int:
-        items = sum(f.opened for f in self._frontier.fanouts.values() if f.leaf is not None)
+        items = sum(f.opened for f in self._fanouts.values() if f.leaf is not None)
         return len(self.opened) + items
+
+
+def _scope_of(place: Place) -> Scope:
+    """The scope of an instance (made now for the node of a one-node map item)."""
+    scope = place.scope
+    if scope is None:
+        fan = place.fan
+        assert fan is not None  # only those places are made without their scope
+        i = place.item
+        remaining = 0 if place.status == "done" else 1
+        okey = fan.order_key + (i,)  # noqa: RUF005
+        scope = place.scope = Scope(item_prefix(fan.key, i), fan.body, okey, fan.key, i, remaining)
+    return scope
+
+
+def _item_place(
+    places: dict[str, Place], fanouts: dict[str, MapFanout], prefix: str
+) -> Place | None:
+    """The place of the node of one-node map item ``prefix``, if it has been opened."""
+    owner, bracket, index = prefix[:-2].rpartition("[")
+    fan = fanouts.get(owner)
+    if (
+        fan is None
+        or fan.leaf is None
+        or not bracket
+        or not prefix.endswith("]/")
+        or not index.isdecimal()
+        or item_prefix(owner, int(index)) != prefix  # one spelling per index
+    ):
+        return None
+    return places.get(prefix + fan.leaf[0])
 
 
 class Frontier:
@@ -266,19 +304,19 @@ class Frontier:
     """
 
     def __init__(self) -> None:
-        scopes = _Scopes(self)
+        #: key -> its place.
+        self.places: dict[str, Place] = {}
+        self.fanouts: dict[str, MapFanout] = {}
+        scopes = _Scopes(self.places, self.fanouts)
         #: prefix -> scope (read-only).
         self.scopes: Mapping[str, Scope] = scopes
         self._opened = scopes.opened
-        #: key -> its place.
-        self.places: dict[str, Place] = {}
         #: key -> (scope prefix, node id)
         self.where: Mapping[str, tuple[str, str]] = _PlaceView(self.places, _where)
         #: key -> order key (see the module docstring).
         self.order_keys: Mapping[str, tuple[int, ...]] = _PlaceView(self.places, _order_key)
         #: key -> "ready", "running" or "done".
         self.status: Mapping[str, InstanceStatus] = _PlaceView(self.places, _status)
-        self.fanouts: dict[str, MapFanout] = {}
         # Ready instances, as a heap once something is taken from it. While a log is only
         # being folded (on resume) nothing is taken, so places are just appended and the
         # heap is built on the first pop from those still ready.
@@ -338,7 +376,7 @@ class Frontier:
             okey = fan.order_key + (i,)  # noqa: RUF005
             self.open_scope(item_prefix(fan.key, i), fan.body, okey, fan.key, i, fan.shape)
             return
-        # One node: a place, and no scope until asked for (see scope_of).
+        # One node: a place, and no scope until asked for (see _scope_of).
         node_id, index = fan.leaf
         key = f"{fan.key}[{i}]/{node_id}"  # item_prefix(fan.key, i) + node_id
         okey = fan.order_key + (i, index)  # noqa: RUF005
@@ -365,35 +403,6 @@ class Frontier:
             self._open_item(fan)
         elif fan.finished == fan.total:
             self.composites_done.append(owner)
-
-    def scope_of(self, place: Place) -> Scope:
-        """The scope of an instance (made now for the node of a one-node map item)."""
-        scope = place.scope
-        if scope is None:
-            fan = place.fan
-            assert fan is not None  # only those places are made without their scope
-            i = place.item
-            remaining = 0 if place.status == "done" else 1
-            okey = fan.order_key + (i,)  # noqa: RUF005
-            scope = place.scope = Scope(
-                item_prefix(fan.key, i), fan.body, okey, fan.key, i, remaining
-            )
-        return scope
-
-    def _item_place(self, prefix: str) -> Place | None:
-        """The place of the node of one-node map item ``prefix``, if it has been opened."""
-        owner, bracket, index = prefix[:-2].rpartition("[")
-        fan = self.fanouts.get(owner)
-        if (
-            fan is None
-            or fan.leaf is None
-            or not bracket
-            or not prefix.endswith("]/")
-            or not index.isdecimal()
-            or item_prefix(owner, int(index)) != prefix  # one spelling per index
-        ):
-            return None
-        return self.places.get(prefix + fan.leaf[0])
 
     # -- instances ------------------------------------------------------------------
 
@@ -444,12 +453,33 @@ class Frontier:
             return
         assert scope is not None
         graph = scope.graph
-        succs = graph.successors[place.node_id]
-        if succs:
+        edges = graph.out_edges[place.node_id]
+        if len(edges) == 1 and not skipped and edges[0].when is None:
+            # One unconditional edge (a chain's link): taken, and no sets to build.
+            succ = edges[0].target
+            self.updates += 1
+            undecided = scope.undecided
+            left = undecided[succ] - 1
+            if left:
+                undecided[succ] = left
+                if scope.taken is None:
+                    scope.taken = set()
+                scope.taken.add(succ)
+            else:
+                del undecided[succ]
+                okey = scope.order_key + (graph.index[succ],)  # noqa: RUF005
+                key = scope.prefix + succ
+                ready = self.places[key] = Place(key, scope, succ, okey)
+                if self._heaped:  # what _make_ready does, inline
+                    heapq.heappush(self._heap, (okey, key))
+                else:
+                    self._made_ready.append(ready)
+        elif edges:
+            succs = graph.successors[place.node_id]
             labels = None if route is None else set(route)
             taken_targets: set[str] = set()
             if not skipped:
-                for edge in graph.out_edges[place.node_id]:
+                for edge in edges:
                     if edge.when is None or (labels is not None and edge.when in labels):
                         taken_targets.add(edge.target)
             undecided, taken = scope.undecided, scope.taken
@@ -512,7 +542,7 @@ class Frontier:
     def node_of(self, key: str) -> tuple[Scope, str]:
         """The scope and node id of an instance."""
         place = self.places[key]
-        return self.scope_of(place), place.node_id
+        return _scope_of(place), place.node_id
 
 
 def frontier_from_scratch(

@@ -268,7 +268,7 @@ class _ReplayStore:
         blobs: Mapping[str, bytes] | None = None,
         durable: bool = False,
     ) -> Head:
-        del durable, hashes  # the bodies are compared with the recording's
+        del durable
         if self.error is not None:
             raise _Diverged(self.error)
         rec = self.rec
@@ -287,6 +287,11 @@ class _ReplayStore:
             else:
                 self.visible = rec.past_delivered(expected_seq)
                 raise ConcurrentAppend(run_id, expected_seq, self.visible)
+        end = expected_seq + len(events)
+        if hashes is not None and list(hashes) == rec.hashes[expected_seq:end]:
+            # The engine's seal gave each body whose bytes are the recorded ones the
+            # recorded hash, and hashed any other: equal hashes are equal bytes.
+            return self._appended(end, blobs)
         if bodies is None:
             bodies = [event_bytes(e) for e in events]
         for i, body in enumerate(bodies):
@@ -317,12 +322,15 @@ class _ReplayStore:
                         regenerated=regenerated,
                     )
                 raise _Diverged(self.error)
-        self.visible = expected_seq + len(bodies)
+        return self._appended(expected_seq + len(bodies), blobs)
+
+    def _appended(self, end: int, blobs: Mapping[str, bytes] | None) -> Head:
+        self.visible = end
         if blobs:
             self.blobs.update(blobs)
         if self.progress is not None:
-            self.progress(self.visible, rec.n)
-        return rec.head(self.visible)
+            self.progress(end, self.rec.n)
+        return self.rec.head(end)
 
     def read(self, run_id: str, from_seq: int = 0) -> list[Event]:
         del run_id
@@ -370,28 +378,38 @@ class _ReplayStore:
         return None
 
 
-class _LogClock:
+class _EnginePort:
+    """A port of a replay engine, which it asks for what the log says.
+
+    The engine holds its ports and each port its engine: :meth:`_ReplayEngine.release`
+    breaks that cycle when the engine is done, so the engine and everything it holds
+    are freed at once rather than left to the cycle collector (paused during a replay,
+    it would otherwise walk them all at its first pass afterwards).
+    """
+
+    def __init__(self, engine: _ReplayEngine) -> None:
+        self.engine = engine
+
+
+class _LogClock(_EnginePort):
     """The replay clock: the recorded time of the event about to be written."""
 
     def __init__(self, engine: _ReplayEngine) -> None:
-        self.engine = engine
+        super().__init__(engine)
+        self.rec = engine.rec
+        self.events = engine.rec.events
 
     def now(self) -> int:
-        engine = self.engine
-        rec = engine.rec
-        events, n = rec.events, rec.n
-        pos = engine._head.next_seq
-        if pos < n and events[pos].kind not in _DELIVERED:  # the common case, inline
+        events = self.events
+        pos = self.engine._head.next_seq
+        if pos < len(events) and events[pos].kind not in _DELIVERED:  # the common case
             return events[pos].at
-        pos = rec.past_delivered(pos)
-        return events[pos].at if pos < n else events[-1].at
+        pos = self.rec.past_delivered(pos)
+        return events[pos].at if pos < len(events) else events[-1].at
 
 
-class _TurnModel:
+class _TurnModel(_EnginePort):
     """Model port of a replay: waits until the log says this call was answered."""
-
-    def __init__(self, engine: _ReplayEngine) -> None:
-        self.engine = engine
 
     async def complete(self, request: ModelRequest, key: CallKey) -> ModelResponse:
         ev = await self.engine.turn("model.called", key)
@@ -400,11 +418,8 @@ class _TurnModel:
         return msgspec.convert(value, ModelResponse)
 
 
-class _TurnTools:
+class _TurnTools(_EnginePort):
     """Tool port of a replay: serves recorded results, never runs a tool."""
-
-    def __init__(self, engine: _ReplayEngine) -> None:
-        self.engine = engine
 
     async def call(self, request: ToolCall, key: CallKey) -> ToolResult:
         del request
@@ -439,14 +454,13 @@ class _ReplayEngine(Engine):
             head=head,
         )
         self.enforce_timeouts = False
-        self._seal = self._seal_recorded
         self._resumed = resumed
         self._turns: dict[tuple[str, int], tuple[str, asyncio.Future[Event]]] = {}
         self._changed: asyncio.Future[None] | None = None
         self._emitters: dict[str, asyncio.Future[None]] = {}
         self._spins = (-1, 0)
 
-    def _seal_recorded(
+    def _seal(
         self, head: Head, at: int, node: str | None, data: EventData
     ) -> tuple[Event, bytes, str]:
         """:func:`seal_one`, but bytes equal to the recorded ones take the recorded hash
@@ -459,6 +473,12 @@ class _ReplayEngine(Engine):
         if seq < rec.n and body == rec.bodies[seq]:
             return event, body, rec.hashes[seq]
         return event, body, digest(body)
+
+    def release(self) -> None:
+        """Break the cycles between this engine and its ports (see :class:`_EnginePort`)."""
+        for port in (self.model, self.tools, self.clock):
+            if isinstance(port, _EnginePort):
+                vars(port).pop("engine", None)
 
     @property
     def head_seq(self) -> int:
@@ -725,51 +745,55 @@ async def _replay(
     assert isinstance(first, RunStarted)
     rstore = _ReplayStore(rec, store, progress)
     engine = _ReplayEngine(rstore, RunState(graph, run_id))
-    resumes = 0
-    starting = True
-    complete = True
-    while True:
-        try:
-            if starting:
-                starting = False
-                await engine.start(
-                    unpack(first.inputs, store.get_blob),
-                    seed=first.seed,
-                    options=first.options,
-                    header=first.header,
+    try:
+        resumes = 0
+        starting = True
+        complete = True
+        while True:
+            try:
+                if starting:
+                    starting = False
+                    await engine.start(
+                        unpack(first.inputs, store.get_blob),
+                        seed=first.seed,
+                        options=first.options,
+                        header=first.header,
+                    )
+                else:
+                    await engine.resume()
+                stopped = rstore.visible
+            except _Crash as crash:
+                stopped = crash.at
+            except _EndOfLog:
+                complete = False
+                break
+            except _Diverged as d:
+                raise d.error from None
+            p = rec.past_delivered(stopped)
+            ev = rec.at(p)
+            if ev is None:
+                break
+            if not isinstance(ev.data, RunResumed):
+                raise rec.diverged(
+                    p,
+                    f"the recording has {ev.kind} here, but the replayed process had stopped "
+                    f"(status {engine.state.status})",
+                    path="$.kind",
+                    recorded=ev.kind,
+                    regenerated="nothing",
                 )
-            else:
-                await engine.resume()
-            stopped = rstore.visible
-        except _Crash as crash:
-            stopped = crash.at
-        except _EndOfLog:
-            complete = False
-            break
-        except _Diverged as d:
-            raise d.error from None
-        p = rec.past_delivered(stopped)
-        ev = rec.at(p)
-        if ev is None:
-            break
-        if not isinstance(ev.data, RunResumed):
-            raise rec.diverged(
-                p,
-                f"the recording has {ev.kind} here, but the replayed process had stopped "
-                f"(status {engine.state.status})",
-                path="$.kind",
-                recorded=ev.kind,
-                regenerated="nothing",
-            )
-        resumes += 1
-        rstore.visible = rstore.resume_at = p
-        state = fold_log(graph, run_id, log[:p])
-        engine = _ReplayEngine(rstore, state, head=rec.head(p), resumed=ev.data)
-    if rstore.progress is not None:
-        rstore.progress(rec.n, rec.n)
-    # A complete replay folded every recorded event into the last engine's state.
-    status = engine.state.status if complete else fold_log(graph, run_id, log).status
-    return ReplayReport(run_id, rec.n, resumes, status, complete)
+            resumes += 1
+            rstore.visible = rstore.resume_at = p
+            state = fold_log(graph, run_id, log[:p])
+            engine.release()
+            engine = _ReplayEngine(rstore, state, head=rec.head(p), resumed=ev.data)
+        if rstore.progress is not None:
+            rstore.progress(rec.n, rec.n)
+        # A complete replay folded every recorded event into the last engine's state.
+        status = engine.state.status if complete else fold_log(graph, run_id, log).status
+        return ReplayReport(run_id, rec.n, resumes, status, complete)
+    finally:
+        engine.release()
 
 
 def replay(

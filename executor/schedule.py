@@ -158,6 +158,11 @@ class _Pending(msgspec.Struct):
 class Engine:
     """Drives one run against a store and a set of ports."""
 
+    #: Seals one event (see :func:`substrate.events.seal_one`); replay overrides it with
+    #: one that takes the recorded hash when the bytes are the recorded ones. A class
+    #: attribute, not a bound method kept on the engine (that would be a reference cycle).
+    _seal = staticmethod(seal_one)
+
     def __init__(
         self,
         store: EventStore,
@@ -183,11 +188,6 @@ class Engine:
         self.stats = EngineStats()
         self.ids = SeededIds(state.seed)
         self.rng = SeededRng(state.seed)
-        #: Seals one event (see :func:`substrate.events.seal_one`); replay swaps in one
-        #: that takes the recorded hash when the bytes are the recorded ones.
-        self._seal: Callable[[Head, int, str | None, EventData], tuple[Event, bytes, str]] = (
-            seal_one
-        )
         self._committed = head if head is not None else Head(state.next_seq, None)
         self._head = self._committed
         self._pending = _Pending()
