@@ -539,6 +539,12 @@ class Frontier:
         graph = fan.body if fan is not None else place.scope.graph  # type: ignore[union-attr]
         return graph.nodes[place.node_id]
 
+    def graph_at(self, key: str) -> GraphView:
+        """The graph an instance's node is in (without making a scope)."""
+        place = self.places[key]
+        fan = place.fan
+        return fan.body if fan is not None else place.scope.graph  # type: ignore[union-attr]
+
     def node_of(self, key: str) -> tuple[Scope, str]:
         """The scope and node id of an instance."""
         place = self.places[key]

@@ -340,9 +340,7 @@ class Engine:
                 raise NodeError(
                     f"{_text(what)}: ${binding.source} is only defined inside a map body"
                 )
-            if binding.source == "index":
-                return item_scope.item
-            base = self._map_items(item_scope.owner)[item_scope.item]
+            return self._item_binding(binding, item_scope.owner, item_scope.item, what)
         else:
             assert binding.node is not None
             node_prefix = scope.prefix
@@ -358,15 +356,38 @@ class Engine:
         except KirError as exc:
             raise NodeError(str(exc)) from None
 
+    def _item_binding(self, binding: Binding, owner: str, index: int, what: _What) -> Any:
+        """``$item`` (and its path) or ``$index`` of item ``index`` of map ``owner``."""
+        if binding.source == "index":
+            return index
+        base = self._map_items(owner)[index]
+        if not binding.path:
+            return base
+        try:
+            return lookup(base, binding.path, what=_text(what))
+        except KirError as exc:
+            raise NodeError(str(exc)) from None
+
     def resolve_inputs(self, key: str) -> dict[str, Any]:
         """The inputs of instance ``key``, from its bindings."""
-        scope, node_id = self.state.frontier.node_of(key)
-        return self._inputs_in(key, scope, scope.graph.nodes[node_id])
+        return self._inputs_of(key, self.state.frontier.node_at(key))
 
-    def _inputs_in(self, key: str, scope: Scope, node: Node) -> dict[str, Any]:
+    def _inputs_of(self, key: str, node: Node) -> dict[str, Any]:
+        """The inputs of instance ``key``, which runs ``node``.
+
+        The node of a one-node map item reads ``$item`` and ``$index`` from its place:
+        its scope is made only if another binding needs it.
+        """
+        place = self.state.frontier.places[key]
+        fan = place.fan
         out = {}
         for name, source in node.inputs.items():
-            out[name] = self._resolve(parse_binding(source), scope, (key, name, source))
+            binding = parse_binding(source)
+            if fan is not None and (binding.source == "item" or binding.source == "index"):
+                out[name] = self._item_binding(binding, fan.key, place.item, (key, name, source))
+            else:
+                scope = place.scope or self.state.frontier.node_of(key)[0]
+                out[name] = self._resolve(binding, scope, (key, name, source))
         return out
 
     def _map_items(self, key: str) -> list[Any]:
@@ -694,7 +715,7 @@ class Engine:
         """:meth:`_run_handler` of a ``code`` node whose callable needs no context
         (:func:`~executor.nodes.direct_code`): what ``run_code`` does, minus the context."""
         try:
-            kwargs = self._inputs_in(key, self.state.frontier.node_of(key)[0], node)
+            kwargs = self._inputs_of(key, node)
             if with_params:
                 kwargs["params"] = node.config.params  # type: ignore[union-attr]
             return "ok", NodeResult(await fn(**kwargs))
@@ -703,8 +724,8 @@ class Engine:
 
     async def _run_handler(self, key: str, node: Node) -> tuple[str, Any]:
         try:
-            scope = self.state.frontier.node_of(key)[0]
-            ctx = NodeContext(self, key, node, self._inputs_in(key, scope, node), scope.graph.tools)
+            tools = self.state.frontier.graph_at(key).tools
+            ctx = NodeContext(self, key, node, self._inputs_of(key, node), tools)
             handler = HANDLERS[node.kind]
             if node.timeout_s is not None and self.enforce_timeouts:
                 try:

@@ -39,6 +39,11 @@ def join(**kw: Any) -> dict[str, Any]:
     return dict(sorted(kw.items()))
 
 
+def ctx_join(ctx: Any, **kw: Any) -> dict[str, Any]:
+    assert ctx.key.startswith("m[")
+    return dict(sorted(kw.items()))
+
+
 def noop() -> None:
     return None
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from executor.api import Budget, approve, reject, resume, run, signal
+from executor.replay import replay
 from executor.schedule import EngineOptions
 from kir import Edge, Graph, Node, ToolSpec
 from kir.schema import (
@@ -278,6 +279,48 @@ def test_map_over_a_non_list_fails_with_a_clear_error(store: SQLiteStore) -> Non
     res = run(g, {"items": 5}, store=store)
     assert res.status == "failed"
     assert res.error == "NodeError: map 'm': 'over' ($input.items) must be a list, got int (node m)"
+
+
+def _map_reading(inputs: dict[str, str], fn: str = "join") -> Graph:
+    """``base -> m``: a map over ``$input.items`` whose inline ``fn`` body binds ``inputs``."""
+    return Graph(
+        nodes=[
+            code("base", "inc", {"x": "$input.x"}),
+            Node(
+                id="m",
+                config=MapConfig(
+                    over="$input.items", node=code("j", fn, inputs), max_concurrency=2
+                ),
+            ),
+        ],
+        edges=[Edge("base", "m")],
+        output="m",
+    )
+
+
+# ctx_join takes a context, so it runs through the full code handler; join does not.
+@pytest.mark.parametrize("fn", ["join", "ctx_join"])
+def test_a_map_body_reads_its_item_index_input_and_the_enclosing_scope(
+    store: SQLiteStore, fn: str
+) -> None:
+    inputs = {"v": "$item.v", "i": "$index", "x": "$input.x", "b": "base", "whole": "$item"}
+    g = _map_reading(inputs, fn)
+    items = [{"v": "a"}, {"v": "b"}, {"v": "c"}]
+    res = run(g, {"x": 4, "items": items}, store=store)
+    assert res.status == "completed", res.error
+    assert res.output == [
+        {"b": 5, "i": i, "v": item["v"], "whole": item, "x": 4} for i, item in enumerate(items)
+    ]
+    assert replay(store, res.run_id).events == res.events
+
+
+def test_a_map_body_reading_a_missing_field_of_its_item_fails_naming_it(
+    store: SQLiteStore,
+) -> None:
+    res = run(_map_reading({"v": "$item.nope"}), {"x": 0, "items": [{"v": 1}]}, store=store)
+    assert res.status == "failed"
+    assert res.error is not None
+    assert "node 'm[0]/j' input 'v' ($item.nope)" in res.error, res.error
 
 
 def _inner() -> Graph:
