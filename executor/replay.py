@@ -46,7 +46,7 @@ import msgspec
 from executor.api import _compiled, fold_log, load_graph, load_sealed
 from executor.errors import ExecutorError, NondeterminismError, RunNotFound
 from executor.fold import RunState
-from executor.schedule import Engine, EngineOptions
+from executor.schedule import Engine, EngineOptions, Finished
 from kir.schema import Graph
 from substrate.blobs import unpack
 from substrate.codec import digest, encode
@@ -631,15 +631,22 @@ class _ReplayEngine(Engine):
             regenerated="nothing",
         )
 
-    def _finished(self) -> list[_Task]:
+    def _finished(self) -> list[Finished]:
         return []  # what is recorded next decides, in _wait_tasks
 
-    async def _wait_tasks(self) -> list[_Task]:
+    async def _wait_tasks(self) -> list[Finished]:
         rec = self.rec
         while True:
             await self._settle()
-            suspended: list[_Task] = []
-            done: dict[str, _Task] = {}
+            # Handlers that ended, by key: with their task, or None for one that never
+            # suspended (its outcome waits in _ended). Taken off only when returned.
+            suspended: list[tuple[str, _Task | None]] = []
+            done: dict[str, _Task | None] = {}
+            for key, outcome in self._ended.items():
+                if outcome[0] == "suspend":
+                    suspended.append((key, None))
+                else:
+                    done[key] = None
             for task, key in self._tasks.items():
                 if not task.done():
                     continue
@@ -648,7 +655,7 @@ class _ReplayEngine(Engine):
                     if isinstance(exc, _Stop):
                         raise exc
                     if exc is None and task.result()[0] == "suspend":
-                        suspended.append(task)
+                        suspended.append((key, task))
                         continue
                 done[key] = task
             pos = self._head.next_seq
@@ -659,7 +666,7 @@ class _ReplayEngine(Engine):
             if ev is None:
                 if q > pos:
                     await self._deliver(pos)
-                    return suspended
+                    return self._take(suspended)
                 raise _EndOfLog()
             if ev.kind == "run.resumed":
                 raise _Crash(q)
@@ -686,32 +693,34 @@ class _ReplayEngine(Engine):
                 if emitter is not None:
                     emitter.set_result(None)
                     continue
-            batch: list[_Task] = []
+            batch: list[tuple[str, _Task | None]] = []
             p = q
             while p < rec.n:
-                nxt = rec.events[p]
-                if nxt.kind not in _COMPLETIONS or nxt.node not in done:
+                node = rec.events[p].node
+                if rec.events[p].kind not in _COMPLETIONS or node is None or node not in done:
                     break
-                batch.append(done.pop(nxt.node))
+                batch.append((node, done.pop(node)))
                 p += 1
             if batch or suspended:
-                return suspended + batch
+                return self._take(suspended + batch)
             timed_out = self._timeout_due()
             if timed_out is not None:
                 key = self._tasks.pop(timed_out)
                 timed_out.cancel()
                 await asyncio.wait([timed_out])
                 # What a live handler returns when its attempt times out (_run_handler).
-                outcome: _Task = self.loop.create_future()
-                outcome.set_result(("error", self.timeout_error(key, self.state.node(key))))
-                self._tasks[outcome] = key
-                return [outcome]
+                return [(key, ("error", self.timeout_error(key, self.state.node(key))))]
             if q > pos:  # nothing to do before the inputs: the engine polls for them
                 await self._deliver(pos)
-                return suspended
+                return self._take(suspended)
             # Whatever is next comes from the loop itself (a start, a skip, a wake).
             self._stall_check("no handler is due to produce it")
             return []
+
+    def _take(self, ended: list[tuple[str, _Task | None]]) -> list[Finished]:
+        """``ended`` as the loop records them: a task, or the outcome of a handler that
+        never suspended (taken off ``_ended``)."""
+        return [(key, self._ended.pop(key) if task is None else task) for key, task in ended]
 
     async def _deliver(self, pos: int) -> None:
         """Let the engine find the recorded inputs at ``pos`` as a live poll would."""

@@ -26,7 +26,7 @@ import threading
 import types
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -94,6 +94,13 @@ class NodeTimeout(NodeError):
 #: What a binding is, for error text: a name, or (instance key, input name, source) of
 #: an input (the text is built only for an error or a path: the common case builds none).
 _What = str | tuple[str, str, str]
+
+
+#: What a handler ended with: ("ok", NodeResult), ("suspend", Suspend) or ("error", exc).
+Outcome = tuple[str, Any]
+#: A handler that ended, to be recorded: its instance key and its outcome, or its task
+#: (whose result is taken when it is recorded, so what the task raised is raised there).
+Finished = tuple[str, "Outcome | asyncio.Future[Outcome]"]
 
 
 def _text(what: _What) -> str:
@@ -191,7 +198,11 @@ class Engine:
         self._committed = head if head is not None else Head(state.next_seq, None)
         self._head = self._committed
         self._pending = _Pending()
-        self._tasks: dict[asyncio.Future[tuple[str, Any]], str] = {}
+        #: Handlers running as tasks (they suspended on a real wait), to their instance keys.
+        self._tasks: dict[asyncio.Future[Outcome], str] = {}
+        #: Handlers that ended without ever suspending: their outcomes, by instance key,
+        #: to be recorded where a task's would be.
+        self._ended: dict[str, Outcome] = {}
         #: The loop :meth:`drive` runs in and its thread (handlers run there).
         self.loop: asyncio.AbstractEventLoop
         self.loop_thread: int
@@ -533,24 +544,27 @@ class Engine:
                 self._commit()
                 if self.state.terminal:
                     return
-                if not self._tasks:
+                if not self._tasks and not self._ended:
                     if await self._idle():
                         continue
                     return
-                for task in self._finished() or await self._wait_tasks():
-                    self._finish(task)
+                for key, outcome in self._finished() or await self._wait_tasks():
+                    self._finish(key, outcome)
         finally:
             await self._cancel_tasks()
 
-    def _finished(self) -> list[asyncio.Future[tuple[str, Any]]]:
-        """Tasks already finished, in the order to record them: handlers that ended
-        without suspending need no trip through the loop (nor a coroutine to wait)."""
-        done = [t for t in self._tasks if t.done()]
+    def _finished(self) -> list[Finished]:
+        """Handlers already ended, in the order to record them: those that ended without
+        suspending need no trip through the loop (nor a coroutine to wait)."""
+        done: list[Finished] = list(self._ended.items())
+        self._ended.clear()
+        if self._tasks:
+            done += [(k, t) for t, k in self._tasks.items() if t.done()]
         if len(done) > 1:
-            done.sort(key=lambda t: self._order(self._tasks[t]))
+            done.sort(key=lambda kv: self._order(kv[0]))
         return done
 
-    async def _wait_tasks(self) -> list[asyncio.Future[tuple[str, Any]]]:
+    async def _wait_tasks(self) -> list[Finished]:
         """Tasks that finished, in the order to record them; [] after a poll for inputs."""
         finished, _ = await asyncio.wait(
             set(self._tasks),
@@ -559,7 +573,8 @@ class Engine:
         )
         if not finished:
             await self._poll_inputs()
-        return sorted(finished, key=lambda t: self._order(self._tasks[t]))
+        tasks = self._tasks
+        return sorted(((tasks[t], t) for t in finished), key=lambda kt: self._order(kt[0]))
 
     def _order(self, key: str) -> tuple[tuple[int, ...], str]:
         return self.state.frontier.order_keys[key], key
@@ -624,6 +639,7 @@ class Engine:
             for task in self._tasks:
                 task.cancel()
             self._tasks.clear()
+            self._ended.clear()
             self._parked.clear()
             self.emit(None, RunCancelled(reason=st.cancel_reason))
             return
@@ -653,7 +669,7 @@ class Engine:
                 return
             if self._parked:
                 self._wake_parked()
-            while not st.terminal and len(self._tasks) < self.max_concurrency:
+            while not st.terminal and len(self._tasks) + len(self._ended) < self.max_concurrency:
                 ready = fr.pop_ready()
                 if ready is None:
                     break
@@ -687,7 +703,7 @@ class Engine:
         """Run a handler eagerly: to its end, or to its first real suspension.
 
         A handler that never waits (pure async code, a journaled answer, a port that
-        answers at once) costs no task: its result is a finished future, recorded by the
+        answers at once) costs no task: its outcome waits in ``_ended``, recorded by the
         loop exactly where a task's would be. One that waits continues as a task from
         where it stopped.
         """
@@ -702,11 +718,9 @@ class Engine:
         try:
             yielded = coro.send(None)
         except StopIteration as stop:
-            done: asyncio.Future[tuple[str, Any]] = self.loop.create_future()
-            done.set_result(stop.value)
-            self._tasks[done] = key
+            self._ended[key] = stop.value
             return
-        task: asyncio.Future[tuple[str, Any]] = asyncio.ensure_future(_resume(coro, yielded))
+        task: asyncio.Future[Outcome] = asyncio.ensure_future(_resume(coro, yielded))
         self._tasks[task] = key
 
     async def _run_code(
@@ -742,11 +756,19 @@ class Engine:
         attempt = self.state.instance(key).attempt
         return NodeTimeout(f"node {key!r} timed out after {node.timeout_s}s (attempt {attempt})")
 
-    def _finish(self, task: asyncio.Future[tuple[str, Any]]) -> None:
-        key = self._tasks.pop(task)
-        if self.state.terminal or task.cancelled():
-            return
-        kind, value = task.result()
+    def _finish(self, key: str, ended: Outcome | asyncio.Future[Outcome]) -> None:
+        """Record what a handler ended with."""
+        if type(ended) is tuple:
+            if self.state.terminal:
+                return
+            outcome: Outcome = ended
+        else:
+            task = cast("asyncio.Future[Outcome]", ended)
+            del self._tasks[task]
+            if self.state.terminal or task.cancelled():
+                return
+            outcome = task.result()
+        kind, value = outcome
         if kind == "ok":  # the common case, without a call
             self._complete(key, value)
         else:
@@ -825,6 +847,7 @@ class Engine:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._ended.clear()
 
 
 def _stopped(exc: BaseException) -> tuple[str, Any]:
