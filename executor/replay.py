@@ -49,13 +49,12 @@ from executor.fold import RunState
 from executor.schedule import Engine, EngineOptions, Finished
 from kir.schema import Graph
 from substrate.blobs import unpack
-from substrate.codec import digest, encode
+from substrate.codec import digest
 from substrate.errors import ConcurrentAppend
 from substrate.events import (
     BudgetExceeded,
     ClockRead,
     Event,
-    EventData,
     Head,
     ModelCalled,
     ModelRequested,
@@ -460,19 +459,15 @@ class _ReplayEngine(Engine):
         self._emitters: dict[str, asyncio.Future[None]] = {}
         self._spins = (-1, 0)
 
-    def _seal(
-        self, head: Head, at: int, node: str | None, data: EventData
-    ) -> tuple[Event, bytes, str]:
-        """:func:`seal_one`, but bytes equal to the recorded ones take the recorded hash
-        (the store verified it) instead of being hashed again. Any other bytes are hashed:
-        the store's comparison reports them."""
-        seq = head.next_seq
-        event = Event(seq, at, data.KIND, node, data, head.hash)
-        body = encode(event)
+    def _hash(self, body: bytes | memoryview) -> str:
+        """The hash of the event being sealed at the head: bytes equal to the recorded
+        ones take the recorded hash (the store verified it) instead of being hashed
+        again. Any other bytes are hashed: the store's comparison reports them."""
+        seq = self._head.next_seq
         rec = self.rec
         if seq < rec.n and body == rec.bodies[seq]:
-            return event, body, rec.hashes[seq]
-        return event, body, digest(body)
+            return rec.hashes[seq]
+        return digest(body)
 
     def release(self) -> None:
         """Break the cycles between this engine and its ports (see :class:`_EnginePort`)."""

@@ -41,6 +41,7 @@ from kir.errors import KirError
 from kir.schema import CodeConfig, MapConfig, Node, RetryPolicy, SubgraphConfig
 from kir.template import lookup
 from substrate.blobs import pack, unpack
+from substrate.codec import digest, encode
 from substrate.errors import ConcurrentAppend, FoldlineError
 from substrate.events import (
     DERIVATION_KINDS,
@@ -62,7 +63,6 @@ from substrate.events import (
     RunResumed,
     RunStarted,
     RunWaiting,
-    seal_one,
 )
 from substrate.live import SeededIds, SeededRng
 from substrate.ports import Clock, ModelPort, ModelRequest, ToolPort
@@ -165,10 +165,10 @@ class _Pending(msgspec.Struct):
 class Engine:
     """Drives one run against a store and a set of ports."""
 
-    #: Seals one event (see :func:`substrate.events.seal_one`); replay overrides it with
-    #: one that takes the recorded hash when the bytes are the recorded ones. A class
-    #: attribute, not a bound method kept on the engine (that would be a reference cycle).
-    _seal = staticmethod(seal_one)
+    #: The hash of the bytes of the event being sealed at the head (see :meth:`emit`);
+    #: replay overrides it with one that takes the recorded hash when the bytes are the
+    #: recorded ones. A class attribute, not a function kept on the engine.
+    _hash = staticmethod(digest)
 
     def __init__(
         self,
@@ -221,10 +221,15 @@ class Engine:
         blobs: Mapping[str, bytes] | None = None,
         at: int | None = None,
     ) -> Event:
-        """Append ``data`` to the pending batch and fold it into the state."""
+        """Seal ``data`` onto the head, append it to the pending batch and fold it into
+        the state."""
+        head = self._head
+        seq = head.next_seq
         when = self.clock.now() if at is None else at
-        event, body, hash_ = self._seal(self._head, when, node, data)
-        self._head = Head(event.seq + 1, hash_)
+        event = Event(seq, when, data.KIND, node, data, head.hash)
+        body = encode(event)
+        hash_ = self._hash(body)
+        self._head = Head(seq + 1, hash_)
         p = self._pending
         p.events.append(event)
         p.bodies.append(body)

@@ -70,7 +70,6 @@ __all__ = [
     "decode_event",
     "decode_events",
     "seal",
-    "seal_one",
     "verify_chain",
 ]
 
@@ -558,14 +557,6 @@ def seal(
         prev = digest(body)
         seq += 1
     return events, bodies, Head(seq, prev)
-
-
-def seal_one(head: Head, at: int, node: str | None, data: EventData) -> tuple[Event, bytes, str]:
-    """:func:`seal` of one draft (the engine's common case, without the lists): the event,
-    its canonical bytes and their digest (the new head's hash)."""
-    event = Event(head.next_seq, at, data.KIND, node, data, head.hash)
-    body = encode(event)
-    return event, body, digest(body)
 
 
 def verify_chain(events: Sequence[Event], *, run_id: str = "?", start: Head = Head()) -> Head:
