@@ -365,24 +365,14 @@ class Engine:
             base = self.value_of(node_prefix + binding.node)
             if base is None and binding.path:
                 return None  # an untaken branch: its fields are None
-        if not binding.path:
-            return base
-        try:
-            return lookup(base, binding.path, what=_text(what))
-        except KirError as exc:
-            raise NodeError(str(exc)) from None
+        return _at_path(base, binding, what) if binding.path else base
 
     def _item_binding(self, binding: Binding, owner: str, index: int, what: _What) -> Any:
         """``$item`` (and its path) or ``$index`` of item ``index`` of map ``owner``."""
         if binding.source == "index":
             return index
         base = self._map_items(owner)[index]
-        if not binding.path:
-            return base
-        try:
-            return lookup(base, binding.path, what=_text(what))
-        except KirError as exc:
-            raise NodeError(str(exc)) from None
+        return _at_path(base, binding, what) if binding.path else base
 
     def resolve_inputs(self, key: str) -> dict[str, Any]:
         """The inputs of instance ``key``, from its bindings."""
@@ -853,6 +843,14 @@ class Engine:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._ended.clear()
+
+
+def _at_path(base: Any, binding: Binding, what: _What) -> Any:
+    """What ``binding``'s path reads in ``base``."""
+    try:
+        return lookup(base, binding.path, what=_text(what))
+    except KirError as exc:
+        raise NodeError(str(exc)) from None
 
 
 def _stopped(exc: BaseException) -> tuple[str, Any]:
