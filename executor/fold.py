@@ -190,6 +190,7 @@ class RunState:
         self.cancel_reason = ""
         self.resumes = 0
         self.frontier = Frontier()
+        self._places = self.frontier.places  # for the handlers of the most common events
         self.instances: dict[str, Instance] = {}
         self.gates: dict[str, Gate] = {}
         self.signals: dict[str, list[Payload]] = {}
@@ -259,7 +260,16 @@ class RunState:
     def instance(self, key: str) -> Instance:
         inst = self.instances.get(key)
         if inst is None:
-            inst = self.instances[key] = Instance(key)
+            inst = self._made(Instance(key))
+        return inst
+
+    def _made(self, inst: Instance) -> Instance:
+        """Record a new instance (and hand it to its place, which keeps it at hand)."""
+        key = inst.key
+        self.instances[key] = inst
+        place = self.frontier.places.get(key)
+        if place is not None:
+            place.inst = inst
         return inst
 
     def node(self, key: str) -> Node:
@@ -340,13 +350,12 @@ class RunState:
         # Every node instance has a node.started and a node.completed: they are most of
         # a long log. Their common case (a first attempt; a completion of a known
         # instance) is folded without a further call.
-        key = ev.node
-        place = None if key is None else self.frontier.places.get(key)
-        if place is None or d.attempt != 1 or place.key in self.instances:
+        place = self._places.get(ev.node)  # type: ignore[arg-type]  # None: no such place
+        if place is None or d.attempt != 1 or place.inst is not None:
             self._node_restarted(ev, d)
             return
         place.status = "running"  # what frontier.started does
-        inst = self.instances[place.key] = Instance(place.key, "running", 1, ev.at)
+        inst = place.inst = self.instances[place.key] = Instance(place.key, "running", 1, ev.at)
         fan = place.fan
         graph = fan.body if fan is not None else place.scope.graph  # type: ignore[union-attr]
         node = graph.nodes[place.node_id]
@@ -360,7 +369,7 @@ class RunState:
         attempt = d.attempt
         inst = self.instances.get(key)
         if inst is None:
-            inst = self.instances[key] = Instance(key, "running", attempt, ev.at)
+            inst = self._made(Instance(key, "running", attempt, ev.at))
         else:
             inst.status = "running"
             inst.attempt = attempt
@@ -392,15 +401,15 @@ class RunState:
         return SingleNode(config.node, parent.subgraphs, parent.tools)
 
     def _node_completed(self, ev: Event, d: NodeCompleted) -> None:
-        key = ev.node
-        inst = None if key is None else self.instances.get(key)
-        if inst is None:
+        place = self._places.get(ev.node)  # type: ignore[arg-type]  # None: no such place
+        if place is None or (inst := place.inst) is None:
             inst = self.instance(self._key(ev))
+            place = self._places[inst.key]
         inst.status = "completed"
         inst.output = d.output
         inst.route = d.route
         inst.ended_at = ev.at
-        self.frontier.done(inst.key, d.route, False)
+        self.frontier.done_at(place, d.route, False)
 
     def _node_failed(self, ev: Event, d: NodeFailed) -> None:
         inst = self.instance(self._key(ev))

@@ -169,10 +169,10 @@ class MapFanout(msgspec.Struct, eq=False):
     leaf: tuple[str, int] | None = None
     opened: int = 0
     finished: int = 0
-    #: Keys of the one-node items opened while the frontier's heap is up, in index order
-    #: (which is their order): only the first is in the heap, so a long map keeps the
-    #: heap short.
-    queue: deque[str] = msgspec.field(default_factory=deque)
+    #: The heap entries of the one-node items opened while the frontier's heap is up, in
+    #: index order (which is their order): only the first is in the heap, so a long map
+    #: keeps the heap short.
+    queue: deque[tuple[tuple[int, ...], str]] = msgspec.field(default_factory=deque)
 
 
 class Place(msgspec.Struct, eq=False, gc=False):
@@ -187,6 +187,9 @@ class Place(msgspec.Struct, eq=False, gc=False):
     #: For the node of a one-node map item: its map's fan-out and its item index.
     fan: MapFanout | None = None
     item: int = 0
+    #: The fold's record of the instance, once it has one (the frontier never reads it):
+    #: it saves the fold and the engine a lookup by key.
+    inst: Any = None
 
 
 class _PlaceView(Mapping[str, _V]):
@@ -307,6 +310,9 @@ class Frontier:
         #: key -> its place.
         self.places: dict[str, Place] = {}
         self.fanouts: dict[str, MapFanout] = {}
+        # map key -> the places of its one-node items opened so far, in index order (kept
+        # here, not on the fan-out, which its places point to: no reference cycle).
+        self._item_places: dict[str, list[Place]] = {}
         scopes = _Scopes(self.places, self.fanouts)
         #: prefix -> scope (read-only).
         self.scopes: Mapping[str, Scope] = scopes
@@ -363,6 +369,8 @@ class Frontier:
         leaf = shape.roots[0] if shape.size == 1 else None
         fan = MapFanout(key, body, total, max(1, limit), self.order_keys[key], shape, leaf)
         self.fanouts[key] = fan
+        if leaf is not None:
+            self._item_places[key] = []
         if total == 0:
             self.composites_done.append(key)
             return
@@ -381,10 +389,12 @@ class Frontier:
         key = f"{fan.key}[{i}]/{node_id}"  # item_prefix(fan.key, i) + node_id
         okey = fan.order_key + (i, index)  # noqa: RUF005
         place = self.places[key] = Place(key, None, node_id, okey, "ready", fan, i)
+        self._item_places[fan.key].append(place)
         if self._heaped:  # what _make_ready does, inline, through the map's queue
+            entry = (okey, key)
             if not fan.queue:
-                heapq.heappush(self._heap, (okey, key))
-            fan.queue.append(key)
+                heapq.heappush(self._heap, entry)
+            fan.queue.append(entry)
         else:
             self._made_ready.append(place)
 
@@ -435,7 +445,10 @@ class Frontier:
 
     def done(self, key: str, route: Iterable[str] | None, skipped: bool) -> None:
         """``key`` completed (taking the edges ``route`` allows) or was skipped."""
-        place = self.places[key]
+        self.done_at(self.places[key], route, skipped)
+
+    def done_at(self, place: Place, route: Iterable[str] | None, skipped: bool) -> None:
+        """:meth:`done` of the instance at ``place``."""
         if place.status == "done":
             return
         place.status = "done"
@@ -506,8 +519,8 @@ class Frontier:
 
     # -- queries --------------------------------------------------------------------
 
-    def pop_ready(self) -> str | None:
-        """The next ready instance in order, removed from the ready set."""
+    def pop_ready(self) -> Place | None:
+        """The place of the next ready instance in order, removed from the ready set."""
         heap = self._heap
         if not self._heaped:
             heap.extend((p.order_key, p.key) for p in self._made_ready if p.status == "ready")
@@ -516,16 +529,16 @@ class Frontier:
             self._heaped = True
         places = self.places
         while heap:
-            _, key = heapq.heappop(heap)
-            place = places[key]
+            entry = heapq.heappop(heap)
+            place = places[entry[1]]
             fan = place.fan
-            if fan is not None and fan.queue and fan.queue[0] == key:
+            if fan is not None and fan.queue and fan.queue[0] is entry:
                 queue = fan.queue
                 queue.popleft()
                 if queue:  # the map's next item takes its place in the heap
-                    heapq.heappush(heap, (places[queue[0]].order_key, queue[0]))
+                    heapq.heappush(heap, queue[0])
             if place.status == "ready":
-                return key
+                return place
         return None
 
     def ready_set(self) -> set[str]:
@@ -538,6 +551,10 @@ class Frontier:
         fan = place.fan
         graph = fan.body if fan is not None else place.scope.graph  # type: ignore[union-attr]
         return graph.nodes[place.node_id]
+
+    def item_places(self, key: str) -> list[Place]:
+        """The places of the items of one-node map ``key`` opened so far, in index order."""
+        return self._item_places[key]
 
     def graph_at(self, key: str) -> GraphView:
         """The graph an instance's node is in (without making a scope)."""

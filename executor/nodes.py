@@ -11,7 +11,7 @@ import asyncio
 import importlib
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -191,10 +191,10 @@ def _load(ref: str) -> tuple[Callable[..., Any], frozenset[str], bool]:
     return found
 
 
-_DIRECT: dict[str, tuple[Callable[..., Awaitable[Any]], bool] | None] = {}
+_DIRECT: dict[str, tuple[Callable[..., Coroutine[Any, Any, Any]], bool] | None] = {}
 
 
-def direct_code(ref: str) -> tuple[Callable[..., Awaitable[Any]], bool] | None:
+def direct_code(ref: str) -> tuple[Callable[..., Coroutine[Any, Any, Any]], bool] | None:
     """The callable of a ``code`` node that needs no :class:`NodeContext` (cached).
 
     A coroutine function with no ``ctx`` parameter: the engine awaits it on its inputs

@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import types
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -32,8 +32,8 @@ import msgspec
 
 from executor.context import NodeContext, Suspend
 from executor.errors import ExecutorError, NodeError, NondeterminismError, RunFenced
-from executor.fold import RunState
-from executor.frontier import Scope, SingleNode, item_prefix
+from executor.fold import Instance, RunState
+from executor.frontier import Place, Scope, SingleNode, item_prefix
 from executor.nodes import HANDLERS, NodeResult, direct_code
 from kir.binding import Binding, parse_binding
 from kir.compile import CompiledGraph
@@ -94,6 +94,9 @@ class NodeTimeout(NodeError):
 #: What a binding is, for error text: a name, or (instance key, input name, source) of
 #: an input (the text is built only for an error or a path: the common case builds none).
 _What = str | tuple[str, str, str]
+
+#: Not read from the blob store yet (see :meth:`Engine._output`).
+_UNREAD: Any = object()
 
 
 #: What a handler ended with: ("ok", NodeResult), ("suspend", Suspend) or ("error", exc).
@@ -207,6 +210,7 @@ class Engine:
         self.loop: asyncio.AbstractEventLoop
         self.loop_thread: int
         self._parked: dict[str, _Parked] = {}
+        #: Outputs read from the blob store, by instance key.
         self._values: dict[str, Any] = {}
         self._scope_inputs: dict[str, Any] = {}
         self._items: dict[str, list[Any]] = {}
@@ -310,14 +314,20 @@ class Engine:
         return pending if pending is not None else self.store.get_blob(digest)
 
     def value_of(self, key: str) -> Any:
-        """The output of an instance (None if it was skipped or has none)."""
-        if key in self._values:
-            return self._values[key]
-        inst = self.state.instances.get(key)
-        value = None
-        if inst is not None and inst.output is not None:
-            value = unpack(inst.output, self.get_blob)
-        self._values[key] = value
+        """The output of an instance (None if it was skipped or has none, or not yet)."""
+        return self._output(self.state.instances.get(key))
+
+    def _output(self, inst: Instance | None) -> Any:
+        """The output of ``inst``: an inline one is the value itself; one in the blob store
+        is read once, then kept in ``_values``."""
+        if inst is None or inst.output is None:
+            return None
+        output = inst.output
+        if type(output) is Inline:
+            return output.value
+        value = self._values.get(inst.key, _UNREAD)
+        if value is _UNREAD:
+            value = self._values[inst.key] = unpack(output, self.get_blob)
         return value
 
     def _scope_input(self, prefix: str) -> Any:
@@ -376,15 +386,16 @@ class Engine:
 
     def resolve_inputs(self, key: str) -> dict[str, Any]:
         """The inputs of instance ``key``, from its bindings."""
-        return self._inputs_of(key, self.state.frontier.node_at(key))
+        fr = self.state.frontier
+        return self._inputs_of(fr.places[key], fr.node_at(key))
 
-    def _inputs_of(self, key: str, node: Node) -> dict[str, Any]:
-        """The inputs of instance ``key``, which runs ``node``.
+    def _inputs_of(self, place: Place, node: Node) -> dict[str, Any]:
+        """The inputs of the instance at ``place``, which runs ``node``.
 
         The node of a one-node map item reads ``$item`` and ``$index`` from its place:
         its scope is made only if another binding needs it.
         """
-        place = self.state.frontier.places[key]
+        key = place.key
         fan = place.fan
         out = {}
         for name, source in node.inputs.items():
@@ -431,8 +442,8 @@ class Engine:
         count = self.state.instances[key].items or 0
         fan = self.state.frontier.fanouts.get(key)
         if fan is not None and fan.leaf is not None:  # one-node items: that node's outputs
-            leaf, value_of = fan.leaf[0], self.value_of
-            return [value_of(f"{key}[{i}]/{leaf}") for i in range(count)]
+            output = self._output
+            return [output(place.inst) for place in self.state.frontier.item_places(key)]
         return [self.scope_output(item_prefix(key, i)) for i in range(count)]
 
     # -- budget -------------------------------------------------------------------------
@@ -532,7 +543,7 @@ class Engine:
                 if inst.retry_at is not None:
                     self._parked[key] = _Parked(Suspend("backoff", until=inst.retry_at), True)
             else:
-                self._spawn(key, node)
+                self._spawn(state.frontier.places[key], node)
         try:
             while True:
                 self._step()
@@ -673,12 +684,14 @@ class Engine:
             if st.terminal or not (fr.skippable or fr.composites_done):
                 return
 
-    def _start(self, key: str) -> None:
-        state = self.state
-        node = state.frontier.node_at(key)
-        # Not state.instance(key), which would make the instance: the fold makes it from
-        # node.started, on its fast path for a first attempt.
-        inst = state.instances.get(key)
+    def _start(self, place: Place) -> None:
+        key = place.key
+        fan = place.fan
+        graph = fan.body if fan is not None else place.scope.graph  # type: ignore[union-attr]
+        node = graph.nodes[place.node_id]
+        # The fold makes the instance from node.started, on its fast path for a first
+        # attempt; an instance the place already has is restarted.
+        inst = place.inst
         config = type(node.config)
         if config is MapConfig:
             try:
@@ -692,49 +705,56 @@ class Engine:
             self.emit(key, NodeStarted())
         else:
             self.emit(key, NodeStarted(attempt=1 if inst is None else inst.attempt + 1))
-            self._spawn(key, node)
+            self._spawn(place, node)
 
-    def _spawn(self, key: str, node: Node) -> None:
+    def _spawn(self, place: Place, node: Node) -> None:
         """Run a handler eagerly: to its end, or to its first real suspension.
 
         A handler that never waits (pure async code, a journaled answer, a port that
         answers at once) costs no task: its outcome waits in ``_ended``, recorded by the
         loop exactly where a task's would be. One that waits continues as a task from
         where it stopped.
+
+        A ``code`` node whose callable needs no context (:func:`~executor.nodes.direct_code`)
+        has no handler: its callable's own coroutine is stepped here, on its inputs (and
+        ``params``), which is what ``run_code`` would do, minus the context.
         """
+        key = place.key
         config = node.config
         direct = None
         if type(config) is CodeConfig and (node.timeout_s is None or not self.enforce_timeouts):
             direct = direct_code(config.function)
         if direct is None:
-            coro = self._run_handler(key, node)
+            coro = self._run_handler(place, node)
+            try:
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                self._ended[key] = stop.value
+                return
+            task: asyncio.Future[Outcome] = asyncio.ensure_future(_resume(coro, yielded))
         else:
-            coro = self._run_code(key, node, *direct)
-        try:
-            yielded = coro.send(None)
-        except StopIteration as stop:
-            self._ended[key] = stop.value
-            return
-        task: asyncio.Future[Outcome] = asyncio.ensure_future(_resume(coro, yielded))
+            fn, with_params = direct
+            try:
+                kwargs = self._inputs_of(place, node)
+                if with_params:
+                    kwargs["params"] = config.params  # type: ignore[union-attr]
+                code = fn(**kwargs)
+                yielded = code.send(None)
+            except StopIteration as stop:
+                self._ended[key] = ("ok", NodeResult(stop.value))
+                return
+            except (Suspend, Exception) as exc:  # not CancelledError: that one propagates
+                self._ended[key] = _stopped(exc)
+                return
+            task = asyncio.ensure_future(_code_outcome(code, yielded))
         self._tasks[task] = key
 
-    async def _run_code(
-        self, key: str, node: Node, fn: Callable[..., Awaitable[Any]], with_params: bool
-    ) -> tuple[str, Any]:
-        """:meth:`_run_handler` of a ``code`` node whose callable needs no context
-        (:func:`~executor.nodes.direct_code`): what ``run_code`` does, minus the context."""
+    async def _run_handler(self, place: Place, node: Node) -> tuple[str, Any]:
+        key = place.key
         try:
-            kwargs = self._inputs_of(key, node)
-            if with_params:
-                kwargs["params"] = node.config.params  # type: ignore[union-attr]
-            return "ok", NodeResult(await fn(**kwargs))
-        except (Suspend, Exception) as exc:  # not CancelledError: that one propagates
-            return _stopped(exc)
-
-    async def _run_handler(self, key: str, node: Node) -> tuple[str, Any]:
-        try:
-            tools = self.state.frontier.graph_at(key).tools
-            ctx = NodeContext(self, key, node, self._inputs_of(key, node), tools)
+            fan = place.fan
+            graph = fan.body if fan is not None else place.scope.graph  # type: ignore[union-attr]
+            ctx = NodeContext(self, key, node, self._inputs_of(place, node), graph.tools)
             handler = HANDLERS[node.kind]
             if node.timeout_s is not None and self.enforce_timeouts:
                 try:
@@ -788,8 +808,6 @@ class Engine:
         except FoldlineError as exc:
             self._fail(key, exc, retry=False)
             return
-        if isinstance(payload, Inline):
-            self._values[key] = payload.value
         self.emit(key, NodeCompleted(output=payload, route=result.route), blobs=blobs)
 
     def _fail(self, key: str, exc: BaseException, *, retry: bool) -> None:
@@ -833,7 +851,7 @@ class Engine:
                 self.emit(
                     key, ClockRead(call=s.timer_call, value=self.read_clock(key, s.timer_call))
                 )
-            self._spawn(key, st.node(key))
+            self._spawn(st.frontier.places[key], st.node(key))
 
     async def _cancel_tasks(self) -> None:
         tasks = list(self._tasks)
@@ -856,6 +874,15 @@ def _at_path(base: Any, binding: Binding, what: _What) -> Any:
 def _stopped(exc: BaseException) -> tuple[str, Any]:
     """The outcome of a handler that raised: suspended (waiting on something), or failed."""
     return ("suspend" if isinstance(exc, Suspend) else "error"), exc
+
+
+async def _code_outcome(coro: Any, yielded: Any) -> tuple[str, Any]:
+    """The outcome of a ``code`` callable's coroutine that was stepped by hand and
+    yielded ``yielded`` (see :meth:`Engine._spawn`)."""
+    try:
+        return "ok", NodeResult(await _resume(coro, yielded))
+    except (Suspend, Exception) as exc:  # not CancelledError: that one propagates
+        return _stopped(exc)
 
 
 @types.coroutine

@@ -109,5 +109,19 @@ async def asleep_inc(x: int) -> int:
     return x + 1
 
 
+async def asleep_boom(x: Any = None) -> None:
+    await asyncio.sleep(0)
+    raise ValueError("asleep_boom")
+
+
+async def anamed(y: int) -> int:
+    return y
+
+
+async def arepeat(item: int) -> str:
+    """A value above the 4 KiB blob threshold."""
+    return f"{item}:" + "x" * 5000
+
+
 async def actx(x: int, ctx: Any) -> int:
     return x + ctx.attempt

@@ -234,7 +234,8 @@ def test_pop_ready_takes_map_items_in_order_among_other_ready_nodes(
 
     def pop_and_check() -> str | None:
         ready = [k for k in fr.ready_set() if k not in fr.skippable]
-        key = fr.pop_ready()
+        place = fr.pop_ready()
+        key = None if place is None else place.key
         if not ready:
             assert key is None
             return None

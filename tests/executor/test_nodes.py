@@ -99,18 +99,21 @@ def test_async_callables_run_without_a_context_exactly_as_with_one(
         finally:
             store.close()
 
-    direct_ok, direct_ok_log = record("direct-ok", "ainc")
-    direct_err, direct_err_log = record("direct-err", "aboom")
+    # The last node returns; raises at once; raises after a suspension; takes no 'x'.
+    lasts = ("ainc", "aboom", "asleep_boom", "anamed")
+    direct = {last: record(f"direct-{last}", last) for last in lasts}
     monkeypatch.setattr(schedule, "direct_code", lambda ref: None)
-    ctx_ok_log = record("ctx-ok", "ainc")[1]
-    ctx_err_log = record("ctx-err", "aboom")[1]
+    with_ctx = {last: record(f"ctx-{last}", last)[1] for last in lasts}
 
-    assert direct_ok.status == "completed"
-    assert direct_ok.output == 1 + 1 + 1 + 10 + 1 + 1
-    assert direct_err.status == "failed"
-    assert "aboom" in str(direct_err.error)
-    assert direct_ok_log == ctx_ok_log
-    assert direct_err_log == ctx_err_log
+    assert direct["ainc"][0].status == "completed"
+    assert direct["ainc"][0].output == 1 + 1 + 1 + 10 + 1 + 1
+    for last in lasts[1:]:
+        assert direct[last][0].status == "failed"
+    assert "aboom" in str(direct["aboom"][0].error)
+    assert "asleep_boom" in str(direct["asleep_boom"][0].error)
+    assert "'x'" in str(direct["anamed"][0].error)
+    for last in lasts:
+        assert direct[last][1] == with_ctx[last], last
 
 
 def test_llm_node_records_the_call_and_its_cost(store: SQLiteStore) -> None:
@@ -660,3 +663,46 @@ def test_large_values_read_back_before_their_commit(store: SQLiteStore) -> None:
     res = run(g, {"items": big}, store=store)
     assert res.status == "completed", res.error
     assert res.output == {"m": [60] * 60, "items": big}
+
+
+def test_map_items_outputs_in_the_blob_store_are_read_back(store: SQLiteStore) -> None:
+    # A one-node map whose items return values kept in the blob store: the map's output
+    # lists them in index order, live, in a replay, and from the log alone (a new engine
+    # over the folded state, as in a process that resumes the run).
+    from executor.api import fold_log, load_graph
+    from executor.schedule import Engine
+    from substrate.live import PythonTools
+
+    g = Graph(
+        nodes=[
+            Node(
+                id="m",
+                config=MapConfig(
+                    over="$input.items",
+                    node=code("b", "arepeat", {"item": "$item"}),
+                    max_concurrency=2,
+                ),
+            ),
+            code("j", "join", {"m": "m"}),
+        ],
+        edges=[Edge("m", "j")],
+        output="j",
+    )
+    want = [f"{i}:" + "x" * 5000 for i in (3, 1, 2)]
+    res = run(g, {"items": [3, 1, 2]}, store=store, run_id="r")
+    assert res.status == "completed", res.error
+    assert res.output == {"m": want}
+    graph, log = load_graph(store, "r")
+    assert replay(store, "r").events == len(log)
+
+    engine = Engine(
+        store,
+        fold_log(graph, "r", log),
+        model=MockModel(),
+        tools=PythonTools({}),
+        clock=StepClock(),
+    )
+    assert engine.value_of("m[1]/b") == want[1]
+    assert engine.value_of("m") == want
+    assert engine._composite_output("m") == want
+    assert engine.value_of("m[9]/b") is None  # no such item
