@@ -49,12 +49,13 @@ from executor.fold import RunState
 from executor.schedule import Engine, EngineOptions, Finished
 from kir.schema import Graph
 from substrate.blobs import unpack
-from substrate.codec import digest
+from substrate.codec import digest, encode
 from substrate.errors import ConcurrentAppend
 from substrate.events import (
     BudgetExceeded,
     ClockRead,
     Event,
+    EventData,
     Head,
     ModelCalled,
     ModelRequested,
@@ -459,15 +460,37 @@ class _ReplayEngine(Engine):
         self._emitters: dict[str, asyncio.Future[None]] = {}
         self._spins = (-1, 0)
 
-    def _hash(self, body: bytes | memoryview) -> str:
-        """The hash of the event being sealed at the head: bytes equal to the recorded
-        ones take the recorded hash (the store verified it) instead of being hashed
-        again. Any other bytes are hashed: the store's comparison reports them."""
-        seq = self._head.next_seq
+    def emit(
+        self,
+        node: str | None,
+        data: EventData,
+        *,
+        blobs: Mapping[str, bytes] | None = None,
+        at: int | None = None,
+    ) -> Event:
+        """:meth:`Engine.emit`, with the recorded event at hand: its time is the clock's
+        reading (what :class:`_LogClock` would say), and bytes equal to the recorded ones
+        take the recorded hash (the store verified it) instead of being hashed again.
+        Any other bytes are hashed: the store's comparison reports them."""
+        head = self._head
+        seq = head.next_seq
         rec = self.rec
-        if seq < rec.n and body == rec.bodies[seq]:
-            return rec.hashes[seq]
-        return digest(body)
+        ev = rec.events[seq] if seq < rec.n else None
+        if at is None:
+            at = ev.at if ev is not None and ev.kind not in _DELIVERED else self.clock.now()
+        event = Event(seq, at, data.KIND, node, data, head.hash)
+        body = encode(event)
+        hash_ = rec.hashes[seq] if ev is not None and body == rec.bodies[seq] else digest(body)
+        # The rest as Engine.emit does it.
+        self._head = Head(seq + 1, hash_)
+        p = self._pending
+        p.events.append(event)
+        p.bodies.append(body)
+        p.hashes.append(hash_)
+        if blobs:
+            p.blobs.update(blobs)
+        self.state.apply(event)
+        return event
 
     def release(self) -> None:
         """Break the cycles between this engine and its ports (see :class:`_EnginePort`)."""
@@ -633,15 +656,12 @@ class _ReplayEngine(Engine):
         rec = self.rec
         while True:
             await self._settle()
-            # Handlers that ended, by key: with their task, or None for one that never
-            # suspended (its outcome waits in _ended). Taken off only when returned.
-            suspended: list[tuple[str, _Task | None]] = []
-            done: dict[str, _Task | None] = {}
-            for key, outcome in self._ended.items():
-                if outcome[0] == "suspend":
-                    suspended.append((key, None))
-                else:
-                    done[key] = None
+            # Handlers that ended: those that never suspended have their outcome in
+            # _ended; the tasks that ended are in ``done``, by key. Taken off only when
+            # returned.
+            ended = self._ended
+            suspended: list[Finished] = [f for f in ended.values() if f[1][0] == "suspend"]
+            done: dict[str, _Task] = {}
             for task, key in self._tasks.items():
                 if not task.done():
                     continue
@@ -688,16 +708,25 @@ class _ReplayEngine(Engine):
                 if emitter is not None:
                     emitter.set_result(None)
                     continue
-            batch: list[tuple[str, _Task | None]] = []
-            p = q
-            while p < rec.n:
-                node = rec.events[p].node
-                if rec.events[p].kind not in _COMPLETIONS or node is None or node not in done:
+            # The completions recorded next, as long as their handlers have ended.
+            batch: list[Finished] = []
+            events, n, p = rec.events, rec.n, q
+            while p < n:
+                ev = events[p]
+                node = ev.node
+                if ev.kind not in _COMPLETIONS or node is None:
                     break
-                batch.append((node, done.pop(node)))
+                fin = ended.get(node)
+                if fin is not None and fin[1][0] != "suspend":
+                    batch.append(fin)  # under the engine's own key
+                    del ended[node]
+                elif node in done:
+                    batch.append((node, done.pop(node)))
+                else:
+                    break
                 p += 1
             if batch or suspended:
-                return self._take(suspended + batch)
+                return self._take(suspended) + batch
             timed_out = self._timeout_due()
             if timed_out is not None:
                 key = self._tasks.pop(timed_out)
@@ -712,10 +741,12 @@ class _ReplayEngine(Engine):
             self._stall_check("no handler is due to produce it")
             return []
 
-    def _take(self, ended: list[tuple[str, _Task | None]]) -> list[Finished]:
-        """``ended`` as the loop records them: a task, or the outcome of a handler that
-        never suspended (taken off ``_ended``)."""
-        return [(key, self._ended.pop(key) if task is None else task) for key, task in ended]
+    def _take(self, finished: list[Finished]) -> list[Finished]:
+        """``finished``, taken off ``_ended`` (those of handlers that never suspended)."""
+        for key, what in finished:
+            if type(what) is tuple:
+                del self._ended[key]
+        return finished
 
     async def _deliver(self, pos: int) -> None:
         """Let the engine find the recorded inputs at ``pos`` as a live poll would."""

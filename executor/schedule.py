@@ -168,11 +168,6 @@ class _Pending(msgspec.Struct):
 class Engine:
     """Drives one run against a store and a set of ports."""
 
-    #: The hash of the bytes of the event being sealed at the head (see :meth:`emit`);
-    #: replay overrides it with one that takes the recorded hash when the bytes are the
-    #: recorded ones. A class attribute, not a function kept on the engine.
-    _hash = staticmethod(digest)
-
     def __init__(
         self,
         store: EventStore,
@@ -203,9 +198,9 @@ class Engine:
         self._pending = _Pending()
         #: Handlers running as tasks (they suspended on a real wait), to their instance keys.
         self._tasks: dict[asyncio.Future[Outcome], str] = {}
-        #: Handlers that ended without ever suspending: their outcomes, by instance key,
+        #: Handlers that ended without ever suspending, by instance key: (key, outcome),
         #: to be recorded where a task's would be.
-        self._ended: dict[str, Outcome] = {}
+        self._ended: dict[str, tuple[str, Outcome]] = {}
         #: The loop :meth:`drive` runs in and its thread (handlers run there).
         self.loop: asyncio.AbstractEventLoop
         self.loop_thread: int
@@ -232,7 +227,7 @@ class Engine:
         when = self.clock.now() if at is None else at
         event = Event(seq, when, data.KIND, node, data, head.hash)
         body = encode(event)
-        hash_ = self._hash(body)
+        hash_ = digest(body)
         self._head = Head(seq + 1, hash_)
         p = self._pending
         p.events.append(event)
@@ -562,7 +557,7 @@ class Engine:
     def _finished(self) -> list[Finished]:
         """Handlers already ended, in the order to record them: those that ended without
         suspending need no trip through the loop (nor a coroutine to wait)."""
-        done: list[Finished] = list(self._ended.items())
+        done: list[Finished] = list(self._ended.values())
         self._ended.clear()
         if self._tasks:
             done += [(k, t) for t, k in self._tasks.items() if t.done()]
@@ -729,7 +724,7 @@ class Engine:
             try:
                 yielded = coro.send(None)
             except StopIteration as stop:
-                self._ended[key] = stop.value
+                self._ended[key] = (key, stop.value)
                 return
             task: asyncio.Future[Outcome] = asyncio.ensure_future(_resume(coro, yielded))
         else:
@@ -741,10 +736,10 @@ class Engine:
                 code = fn(**kwargs)
                 yielded = code.send(None)
             except StopIteration as stop:
-                self._ended[key] = ("ok", NodeResult(stop.value))
+                self._ended[key] = (key, ("ok", NodeResult(stop.value)))
                 return
             except (Suspend, Exception) as exc:  # not CancelledError: that one propagates
-                self._ended[key] = _stopped(exc)
+                self._ended[key] = (key, _stopped(exc))
                 return
             task = asyncio.ensure_future(_code_outcome(code, yielded))
         self._tasks[task] = key
