@@ -11,7 +11,7 @@ built live equals the state folded from the log read back (a property test).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
@@ -19,7 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from executor.errors import FoldError
-from executor.frontier import Frontier, GraphView, SingleNode
+from executor.frontier import Frontier, GraphView, Place, SingleNode
 from kir.compile import CompiledGraph
 from kir.schema import MapConfig, Node, SubgraphConfig
 from substrate.events import (
@@ -155,13 +155,44 @@ class Budget:
     reserved_calls: int = 0
 
 
+class _Instances(Mapping[str, "Instance"]):
+    """The instances of a run by key, read-only: each is kept by its frontier place
+    (:attr:`~executor.frontier.Place.inst`), in the order the places were made."""
+
+    __slots__ = ("_places",)
+
+    def __init__(self, places: Mapping[str, Place]) -> None:
+        self._places = places
+
+    def __getitem__(self, key: str) -> Instance:
+        place = self._places.get(key)
+        if place is None or place.inst is None:
+            raise KeyError(key)
+        return place.inst
+
+    def get(self, key: str, default: Any = None) -> Any:
+        place = self._places.get(key)
+        return default if place is None or place.inst is None else place.inst
+
+    def __contains__(self, key: object) -> bool:
+        place = self._places.get(key)  # type: ignore[call-overload]
+        return place is not None and place.inst is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, p in self._places.items() if p.inst is not None)
+
+    def __len__(self) -> int:
+        return sum(p.inst is not None for p in self._places.values())
+
+
 class RunState:
     """The folded state of one run.
 
     Attributes:
         graph: the compiled graph the run executes.
         frontier: the incremental runnable set.
-        instances: node instance key -> :class:`Instance`.
+        instances: node instance key -> :class:`Instance` (a read-only view: each instance
+            is kept by its frontier place).
         gates: gate id -> :class:`Gate`.
         applied: number of events applied (for the growth test).
     """
@@ -191,7 +222,7 @@ class RunState:
         self.resumes = 0
         self.frontier = Frontier()
         self._places = self.frontier.places  # for the handlers of the most common events
-        self.instances: dict[str, Instance] = {}
+        self.instances: Mapping[str, Instance] = _Instances(self._places)
         self.gates: dict[str, Gate] = {}
         self.signals: dict[str, list[Payload]] = {}
         self.budget = Budget()
@@ -258,18 +289,17 @@ class RunState:
     # -- lookups --------------------------------------------------------------------
 
     def instance(self, key: str) -> Instance:
-        inst = self.instances.get(key)
-        if inst is None:
-            inst = self._made(Instance(key))
-        return inst
+        """The instance ``key``, made (pending) if it has none yet.
 
-    def _made(self, inst: Instance) -> Instance:
-        """Record a new instance (and hand it to its place, which keeps it at hand)."""
-        key = inst.key
-        self.instances[key] = inst
-        place = self.frontier.places.get(key)
-        if place is not None:
-            place.inst = inst
+        Raises:
+            FoldError: the run has not reached ``key``.
+        """
+        place = self._places.get(key)
+        if place is None:
+            raise FoldError(f"run {self.run_id!r}: no node instance {key!r} has been reached")
+        inst = place.inst
+        if inst is None:
+            inst = place.inst = Instance(key)
         return inst
 
     def node(self, key: str) -> Node:
@@ -287,7 +317,11 @@ class RunState:
     @property
     def in_flight(self) -> list[str]:
         """Instances started and not ended (or failed and awaiting a retry)."""
-        return [k for k, i in self.instances.items() if i.status in ("running", "failed")]
+        return [
+            k
+            for k, p in self._places.items()
+            if p.inst is not None and p.inst.status in ("running", "failed")
+        ]
 
     # -- event handlers ---------------------------------------------------------------
 
@@ -355,7 +389,7 @@ class RunState:
             self._node_restarted(ev, d)
             return
         place.status = "running"  # what frontier.started does
-        inst = place.inst = self.instances[place.key] = Instance(place.key, "running", 1, ev.at)
+        inst = place.inst = Instance(place.key, "running", 1, ev.at)
         fan = place.fan
         graph = fan.body if fan is not None else place.scope.graph  # type: ignore[union-attr]
         node = graph.nodes[place.node_id]
@@ -367,9 +401,10 @@ class RunState:
         key = self._key(ev)
         node = self.frontier.started(key)
         attempt = d.attempt
-        inst = self.instances.get(key)
+        place = self._places[key]
+        inst = place.inst
         if inst is None:
-            inst = self._made(Instance(key, "running", attempt, ev.at))
+            inst = place.inst = Instance(key, "running", attempt, ev.at)
         else:
             inst.status = "running"
             inst.attempt = attempt

@@ -26,11 +26,14 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import msgspec
 
 from kir.schema import Edge, Node, ToolSpec
+
+if TYPE_CHECKING:
+    from executor.fold import Instance
 
 __all__ = [
     "GraphView",
@@ -187,9 +190,9 @@ class Place(msgspec.Struct, eq=False, gc=False):
     #: For the node of a one-node map item: its map's fan-out and its item index.
     fan: MapFanout | None = None
     item: int = 0
-    #: The fold's record of the instance, once it has one (the frontier never reads it):
-    #: it saves the fold and the engine a lookup by key.
-    inst: Any = None
+    #: The fold's record of the instance, once it has one (the frontier never reads it;
+    #: ``RunState.instances`` is a view of these).
+    inst: Instance | None = None
 
 
 class _PlaceView(Mapping[str, _V]):

@@ -26,7 +26,7 @@ import threading
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import msgspec
 
@@ -94,6 +94,9 @@ class NodeTimeout(NodeError):
 #: What a binding is, for error text: a name, or (instance key, input name, source) of
 #: an input (the text is built only for an error or a path: the common case builds none).
 _What = str | tuple[str, str, str]
+
+#: The data of a first attempt's node.started (immutable, so one serves every event).
+_FIRST_START: Final = NodeStarted()
 
 #: Not read from the blob store yet (see :meth:`Engine._output`).
 _UNREAD: Any = object()
@@ -310,7 +313,8 @@ class Engine:
 
     def value_of(self, key: str) -> Any:
         """The output of an instance (None if it was skipped or has none, or not yet)."""
-        return self._output(self.state.instances.get(key))
+        place = self.state.frontier.places.get(key)
+        return None if place is None else self._output(place.inst)
 
     def _output(self, inst: Instance | None) -> Any:
         """The output of ``inst``: an inline one is the value itself; one in the blob store
@@ -699,7 +703,7 @@ class Engine:
         elif config is SubgraphConfig:
             self.emit(key, NodeStarted())
         else:
-            self.emit(key, NodeStarted(attempt=1 if inst is None else inst.attempt + 1))
+            self.emit(key, _FIRST_START if inst is None else NodeStarted(inst.attempt + 1))
             self._spawn(place, node)
 
     def _spawn(self, place: Place, node: Node) -> None:
@@ -797,13 +801,14 @@ class Engine:
             self._fail(key, value, retry=not isinstance(value, (BudgetStop, NondeterminismError)))
 
     def _complete(self, key: str, result: NodeResult) -> None:
-        blobs: dict[str, bytes] = {}
         try:
-            payload = pack(result.output, blobs)
+            # A blob goes straight to the batch the event goes to (pack adds it only
+            # once the value has encoded).
+            payload = pack(result.output, self._pending.blobs)
         except FoldlineError as exc:
             self._fail(key, exc, retry=False)
             return
-        self.emit(key, NodeCompleted(output=payload, route=result.route), blobs=blobs)
+        self.emit(key, NodeCompleted(payload, result.route))
 
     def _fail(self, key: str, exc: BaseException, *, retry: bool) -> None:
         node = self.state.node(key)

@@ -112,6 +112,37 @@ def test_fold_refuses_out_of_order_and_unknown_events() -> None:
         RunState(compiled, "r").apply(skipped[0])
 
 
+def test_instances_are_a_view_of_the_places_reached() -> None:
+    from substrate.events import NodeStarted, RunStarted
+    from tests.executor.helpers import chain
+
+    compiled = compile_graph(chain(3))
+    state = RunState(compiled, "r")
+    started = RunStarted(graph_hash=compiled.graph_hash, inputs=Inline({"x": 1}), seed="5e")
+    events, _, _ = seal(
+        Head(),
+        [
+            (0, None, started),
+            (1, "n0", NodeStarted()),
+            (2, "n0", NodeCompleted(Inline(2))),
+            (3, "n1", NodeStarted()),
+        ],
+    )
+    state.apply_all(events)
+    # n2 is not reached; n1 runs; n0 is done.
+    assert dict(state.instances.items()) == {"n0": state.instance("n0"), "n1": state.instance("n1")}
+    assert len(state.instances) == 2
+    assert "n1" in state.instances
+    assert "n2" not in state.instances
+    assert state.instances.get("n2") is None
+    assert state.instances["n0"].status == "completed"
+    assert state.in_flight == ["n1"]
+    with pytest.raises(KeyError):
+        state.instances["n2"]
+    with pytest.raises(FoldError, match=r"^run 'r': no node instance 'nope' has been reached"):
+        state.instance("nope")
+
+
 def _composites() -> Graph:
     """Every way of opening scopes: a map of maps, maps over one- and two-node graphs, a
     subgraph, each body inline or declared."""
