@@ -380,7 +380,7 @@ class Engine:
         """``$item`` (and its path) or ``$index`` of item ``index`` of map ``owner``."""
         if binding.source == "index":
             return index
-        base = self._map_items(owner)[index]
+        base = (self._items.get(owner) or self._map_items(owner))[index]
         return _at_path(base, binding, what) if binding.path else base
 
     def resolve_inputs(self, key: str) -> dict[str, Any]:
