@@ -481,16 +481,7 @@ class _ReplayEngine(Engine):
         event = Event(seq, at, data.KIND, node, data, head.hash)
         body = encode(event)
         hash_ = rec.hashes[seq] if ev is not None and body == rec.bodies[seq] else digest(body)
-        # The rest as Engine.emit does it.
-        self._head = Head(seq + 1, hash_)
-        p = self._pending
-        p.events.append(event)
-        p.bodies.append(body)
-        p.hashes.append(hash_)
-        if blobs:
-            p.blobs.update(blobs)
-        self.state.apply(event)
-        return event
+        return self._push(event, body, hash_, blobs)
 
     def release(self) -> None:
         """Break the cycles between this engine and its ports (see :class:`_EnginePort`)."""

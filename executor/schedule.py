@@ -230,8 +230,13 @@ class Engine:
         when = self.clock.now() if at is None else at
         event = Event(seq, when, data.KIND, node, data, head.hash)
         body = encode(event)
-        hash_ = digest(body)
-        self._head = Head(seq + 1, hash_)
+        return self._push(event, body, digest(body), blobs)
+
+    def _push(
+        self, event: Event, body: bytes, hash_: str, blobs: Mapping[str, bytes] | None
+    ) -> Event:
+        """Put a sealed event at the head: into the pending batch, and folded."""
+        self._head = Head(event.seq + 1, hash_)
         p = self._pending
         p.events.append(event)
         p.bodies.append(body)
