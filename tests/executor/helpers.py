@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kir import Edge, Graph, Node
-from kir.schema import CodeConfig
+from kir.schema import CodeConfig, MapConfig
 
 
 def code(node_id: str, fn: str, inputs: dict[str, str] | None = None, **kw: Any) -> Node:
@@ -23,3 +23,8 @@ def chain(n: int, fn: str = "inc") -> Graph:
     nodes += [code(f"n{i}", fn, {"x": f"n{i - 1}"}) for i in range(1, n)]
     edges = [Edge(f"n{i - 1}", f"n{i}") for i in range(1, n)]
     return Graph(nodes=nodes, edges=edges, output=f"n{n - 1}")
+
+
+def item_map(body: Node, *, node_id: str = "m", over: str = "$input.items", **kw: Any) -> Node:
+    """A ``map`` node over ``over`` whose items each run ``body`` (a one-node body)."""
+    return Node(id=node_id, config=MapConfig(over=over, node=body, **kw))

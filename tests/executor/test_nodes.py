@@ -25,7 +25,7 @@ from kir.schema import (
 from substrate import MockModel, MockReply, SQLiteStore, StepClock
 from substrate.events import ModelCalled, NodeStarted, ToolRequested
 from tests.executor import fns
-from tests.executor.helpers import chain, code
+from tests.executor.helpers import chain, code, item_map
 
 
 @pytest.fixture
@@ -234,16 +234,7 @@ def test_map_returns_results_in_index_order_whatever_the_completion_order(
 
 def test_map_respects_max_concurrency(store: SQLiteStore) -> None:
     g = Graph(
-        nodes=[
-            Node(
-                id="m",
-                config=MapConfig(
-                    over="$input.items",
-                    node=code("d", "adouble", {"x": "$item"}),
-                    max_concurrency=2,
-                ),
-            )
-        ],
+        nodes=[item_map(code("d", "adouble", {"x": "$item"}), max_concurrency=2)],
         output="m",
     )
     res = run(g, {"items": [1, 2, 3, 4, 5]}, store=store)
@@ -675,14 +666,7 @@ def test_map_items_outputs_in_the_blob_store_are_read_back(store: SQLiteStore) -
 
     g = Graph(
         nodes=[
-            Node(
-                id="m",
-                config=MapConfig(
-                    over="$input.items",
-                    node=code("b", "arepeat", {"item": "$item"}),
-                    max_concurrency=2,
-                ),
-            ),
+            item_map(code("b", "arepeat", {"item": "$item"}), max_concurrency=2),
             code("j", "join", {"m": "m"}),
         ],
         edges=[Edge("m", "j")],
