@@ -559,12 +559,6 @@ class Frontier:
         """The places of the items of one-node map ``key`` opened so far, in index order."""
         return self._item_places[key]
 
-    def graph_at(self, key: str) -> GraphView:
-        """The graph an instance's node is in (without making a scope)."""
-        place = self.places[key]
-        fan = place.fan
-        return fan.body if fan is not None else place.scope.graph  # type: ignore[union-attr]
-
     def node_of(self, key: str) -> tuple[Scope, str]:
         """The scope and node id of an instance."""
         place = self.places[key]
