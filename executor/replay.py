@@ -49,7 +49,7 @@ from executor.fold import RunState
 from executor.schedule import Engine, EngineOptions, Finished
 from kir.schema import Graph
 from substrate.blobs import unpack
-from substrate.codec import digest, encode
+from substrate.codec import digest, encode, encode_finite
 from substrate.errors import ConcurrentAppend
 from substrate.events import (
     BudgetExceeded,
@@ -467,6 +467,7 @@ class _ReplayEngine(Engine):
         *,
         blobs: Mapping[str, bytes] | None = None,
         at: int | None = None,
+        finite: bool = False,
     ) -> Event:
         """:meth:`Engine.emit`, with the recorded event at hand: its time is the clock's
         reading (what :class:`_LogClock` would say), and bytes equal to the recorded ones
@@ -479,7 +480,7 @@ class _ReplayEngine(Engine):
         if at is None:
             at = ev.at if ev is not None and ev.kind not in _DELIVERED else self.clock.now()
         event = Event(seq, at, data.KIND, node, data, head.hash)
-        body = encode(event)
+        body = encode_finite(event) if finite else encode(event)
         hash_ = rec.hashes[seq] if ev is not None and body == rec.bodies[seq] else digest(body)
         return self._push(event, body, hash_, blobs)
 

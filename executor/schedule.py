@@ -41,7 +41,7 @@ from kir.errors import KirError
 from kir.schema import CodeConfig, MapConfig, Node, RetryPolicy, SubgraphConfig
 from kir.template import lookup
 from substrate.blobs import pack, unpack
-from substrate.codec import digest, encode
+from substrate.codec import digest, encode, encode_finite
 from substrate.errors import ConcurrentAppend, FoldlineError
 from substrate.events import (
     DERIVATION_KINDS,
@@ -222,14 +222,16 @@ class Engine:
         *,
         blobs: Mapping[str, bytes] | None = None,
         at: int | None = None,
+        finite: bool = False,
     ) -> Event:
         """Seal ``data`` onto the head, append it to the pending batch and fold it into
-        the state."""
+        the state. ``finite``: ``data`` is known to hold no NaN or infinity (its payload
+        is from :func:`~substrate.blobs.pack`), so its bytes need no scan for them."""
         head = self._head
         seq = head.next_seq
         when = self.clock.now() if at is None else at
         event = Event(seq, when, data.KIND, node, data, head.hash)
-        body = encode(event)
+        body = encode_finite(event) if finite else encode(event)
         return self._push(event, body, digest(body), blobs)
 
     def _push(
@@ -708,7 +710,8 @@ class Engine:
         elif config is SubgraphConfig:
             self.emit(key, NodeStarted())
         else:
-            self.emit(key, _FIRST_START if inst is None else NodeStarted(inst.attempt + 1))
+            start = _FIRST_START if inst is None else NodeStarted(inst.attempt + 1)
+            self.emit(key, start, finite=True)  # ints
             self._spawn(place, node)
 
     def _spawn(self, place: Place, node: Node) -> None:
@@ -813,7 +816,8 @@ class Engine:
         except FoldlineError as exc:
             self._fail(key, exc, retry=False)
             return
-        self.emit(key, NodeCompleted(payload, result.route))
+        # The payload was checked by pack; a route is labels (strings).
+        self.emit(key, NodeCompleted(payload, result.route), finite=True)
 
     def _fail(self, key: str, exc: BaseException, *, retry: bool) -> None:
         node = self.state.node(key)

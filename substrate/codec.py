@@ -12,7 +12,9 @@ True
 Non-finite floats are refused (msgspec would write ``null`` and the value would
 change on the way back). To keep the common path fast the check is lazy: NaN and
 infinities can only hide behind a ``null`` in the output, so only outputs that
-contain ``null`` are walked.
+contain ``null`` are walked. :func:`encode_finite` skips even that scan, for a value
+whose parts were checked where they were made (the engine's ``node.started`` and
+``node.completed`` events: ints, and a payload from :func:`~substrate.blobs.pack`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "ENCODER_VERSION",
     "HASH_NAME",
     "encode",
+    "encode_finite",
     "decode",
     "digest",
     "hash_value",
@@ -61,6 +64,21 @@ def encode(value: Any) -> bytes:
     if data.find(b"null") != -1:  # not `in`: bytes.__contains__ tries an int first
         check_finite(value)
     return data
+
+
+def encode_finite(value: Any) -> bytes:
+    """:func:`encode` of a value already known to hold no NaN or infinity: no scan.
+
+    For a value whose parts were each checked where they were made (a payload from
+    :func:`~substrate.blobs.pack` is), or decoded from JSON, which cannot carry them.
+
+    Raises:
+        CodecError: ``value`` holds something JSON cannot carry.
+    """
+    try:
+        return _ENCODER.encode(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"cannot encode {type(value).__name__}: {exc}") from None
 
 
 def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:

@@ -125,3 +125,11 @@ async def arepeat(item: int) -> str:
 
 async def actx(x: int, ctx: Any) -> int:
     return x + ctx.attempt
+
+
+def nonfinite(x: Any = None) -> dict[str, Any]:
+    return {"ok": x, "scores": [1.5, float("inf")]}
+
+
+async def anonfinite(x: Any = None) -> dict[str, Any]:
+    return {"ok": x, "scores": [1.5, float("nan")]}

@@ -116,6 +116,23 @@ def test_async_callables_run_without_a_context_exactly_as_with_one(
         assert direct[last][1] == with_ctx[last], last
 
 
+@pytest.mark.parametrize("fn", ["nonfinite", "anonfinite"])
+def test_an_output_holding_nan_or_infinity_fails_its_node_naming_the_place(
+    store: SQLiteStore, fn: str
+) -> None:
+    # The node.completed event is encoded without a scan for NaN: the check is the
+    # payload's, made before the event exists. No event may carry the value as null.
+    res = run(Graph(nodes=[code("n", fn, {"x": "$input.x"})]), {"x": 1}, store=store)
+    assert res.status == "failed"
+    log = store.read(res.run_id)
+    failed = [e for e in log if e.kind == "node.failed"]
+    assert len(failed) == 1
+    assert failed[0].data.error.type == "NonFiniteFloat"  # type: ignore[attr-defined]
+    assert "$.scores[1]" in failed[0].data.error.message  # type: ignore[attr-defined]
+    assert not [e for e in log if e.kind == "node.completed"]
+    assert replay(store, res.run_id).events == len(log)
+
+
 def test_llm_node_records_the_call_and_its_cost(store: SQLiteStore) -> None:
     g = Graph(
         nodes=[

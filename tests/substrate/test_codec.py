@@ -15,6 +15,7 @@ from substrate.codec import (
     decode,
     digest,
     encode,
+    encode_finite,
     hash_value,
 )
 from substrate.errors import CodecError, DecodeError, NonFiniteFloat
@@ -34,6 +35,18 @@ def test_equal_values_encode_identically_whatever_the_insertion_order(
 @given(json_values)
 def test_json_values_round_trip(value: Any) -> None:
     assert decode(encode(value)) == value
+
+
+@given(json_values)
+def test_encode_finite_writes_the_canonical_bytes(value: Any) -> None:
+    assert encode_finite(value) == encode(value)
+
+
+def test_encode_finite_trusts_its_caller_and_still_refuses_what_json_cannot_carry() -> None:
+    # No scan: the caller vouches that the value holds no NaN (what encode refuses).
+    assert encode_finite({"x": math.nan}) == b'{"x":null}'
+    with pytest.raises(CodecError, match="cannot encode"):
+        encode_finite({"x": object()})
 
 
 def test_keys_are_sorted_and_output_is_compact() -> None:
