@@ -69,6 +69,7 @@ __all__ = [
     "event_bytes",
     "decode_event",
     "decode_events",
+    "decode_event_array",
     "seal",
     "verify_chain",
 ]
@@ -502,9 +503,8 @@ def _envelope(kind: str, data_type: type[EventData]) -> type[msgspec.Struct]:
 
 # One decoder for every kind: a union of envelopes tagged by their `kind` field, so one
 # call parses the envelope and its typed data (decode_event makes two, and a Raw).
-_ENVELOPE_DECODER: Final[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(
-    Union[tuple(_envelope(k, t) for k, t in EVENT_TYPES.items())]  # noqa: UP007 (built at runtime)
-)
+_ENVELOPES: Final[Any] = Union[tuple(_envelope(k, t) for k, t in EVENT_TYPES.items())]  # noqa: UP007 (built at runtime)
+_ENVELOPE_DECODER: Final[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(_ENVELOPES)
 
 
 def decode_events(
@@ -536,6 +536,32 @@ def decode_events(
     except msgspec.DecodeError:
         pass
     return [decode_event(b, run_id=run_id, seq=start + i) for i, b in enumerate(bodies)]
+
+
+_ARRAY_DECODER: Final[msgspec.json.Decoder[Any]] = msgspec.json.Decoder(list[_ENVELOPES])
+
+
+def decode_event_array(data: bytes, start: int, count: int) -> list[Event] | None:
+    """Decode ``count`` stored events ``start, start + 1, ...`` from one JSON array of
+    their canonical bytes (``b"[" + b",".join(bodies) + b"]"``), in one call.
+
+    None when the array does not decode, holds another number of events, or an event
+    claims another seq: the caller then decodes the bodies one by one
+    (:func:`decode_events`), which names the first bad one.
+    """
+    try:
+        envs = _ARRAY_DECODER.decode(data)
+    except (msgspec.DecodeError, ValueError):  # ValueError: damaged bytes that are not UTF-8
+        return None
+    if len(envs) != count:
+        return None
+    event = Event
+    events = [event(env.seq, env.at, env.data.KIND, env.node, env.data, env.prev) for env in envs]
+    if count and (events[0].seq != start or events[-1].seq != start + count - 1):
+        return None
+    if count > 2 and [ev.seq for ev in events] != list(range(start, start + count)):
+        return None
+    return events
 
 
 def seal(

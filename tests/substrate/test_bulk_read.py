@@ -7,6 +7,7 @@ long log, the error must be the one a row-by-row reader raises first.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -160,7 +161,7 @@ def _set_hash(store: Any, seq: int, value: str) -> None:
         log = store._logs["r"]
         log[seq] = (seq, log[seq][1], value)
     else:
-        store._db.execute("UPDATE events SET hash = ? WHERE run_id = 'r' AND seq = ?", (value, seq))
+        store._put_raw_hash("r", seq, value)
 
 
 def test_long_log_reads_back_whole_and_from_any_seq(
@@ -224,22 +225,25 @@ def test_an_event_stored_under_another_seq_is_caught(
         read_via(store, "r")
 
 
-def test_a_missing_row_is_named(tmp_path: Path, read_via: Reader) -> None:
+def test_missing_rows_are_named(tmp_path: Path, read_via: Reader) -> None:
     store = SQLiteStore(tmp_path / "runs.db")
     drafts = [(i, f"n{i}", NodeCompleted(Inline(i))) for i in range(LONG)]
     events, bodies, _ = seal(Head(), drafts)
-    store.append("r", 0, events, bodies=bodies)
+    # Four appends: rows of one event, a batch, rows of one event, a batch.
+    cuts = [0, 10, _READ_CHUNK + 9, _READ_CHUNK + 20, LONG]
+    for lo, hi in itertools.pairwise(cuts):
+        store.append("r", lo, events[lo:hi], bodies=bodies[lo:hi])
     store.close()
-    gap = _READ_CHUNK + 9
+    gap, after = cuts[2], cuts[3]  # the rows of the third append go missing
     with sqlite3.connect(tmp_path / "runs.db") as db:
-        db.execute("DELETE FROM events WHERE run_id = 'r' AND seq = ?", (gap,))
+        db.execute("DELETE FROM events WHERE run_id = 'r' AND seq >= ? AND seq < ?", (gap, after))
     with SQLiteStore(tmp_path / "runs.db") as again:
         with pytest.raises(LogCorrupt, match=rf"at seq {gap}: seq {gap} is missing"):
             read_via(again, "r")
-        assert read_via(again, "r", gap + 2) == events[gap + 2 :]
-        # Reading from just after the gap needs the missing row's hash: the gap is named.
-        with pytest.raises(LogCorrupt, match=rf"at seq {gap}: seq {gap} is missing"):
-            read_via(again, "r", gap + 1)
+        assert read_via(again, "r", after + 1) == events[after + 1 :]
+        # Reading from just after the gap needs the last missing row's hash: it is named.
+        with pytest.raises(LogCorrupt, match=rf"at seq {after - 1}: seq {after - 1} is missing"):
+            read_via(again, "r", after)
 
 
 def test_chunks_stop_at_the_head_seen_first_and_the_store_serves_between_them(
