@@ -557,9 +557,7 @@ def decode_event_array(data: bytes, start: int, count: int) -> list[Event] | Non
         return None
     event = Event
     events = [event(env.seq, env.at, env.data.KIND, env.node, env.data, env.prev) for env in envs]
-    if count and (events[0].seq != start or events[-1].seq != start + count - 1):
-        return None
-    if count > 2 and [ev.seq for ev in events] != list(range(start, start + count)):
+    if [ev.seq for ev in events] != list(range(start, start + count)):
         return None
     return events
 
