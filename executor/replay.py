@@ -401,7 +401,7 @@ class _LogClock(_EnginePort):
 
     def now(self) -> int:
         events = self.events
-        pos = self.engine._head.next_seq
+        pos = self.engine._seq
         if pos < len(events) and events[pos].kind not in _DELIVERED:  # the common case
             return events[pos].at
         pos = self.rec.past_delivered(pos)
@@ -473,15 +473,15 @@ class _ReplayEngine(Engine):
         reading (what :class:`_LogClock` would say), and bytes equal to the recorded ones
         take the recorded hash (the store verified it) instead of being hashed again.
         Any other bytes are hashed: the store's comparison reports them."""
-        head = self._head
-        seq = head.next_seq
+        seq = self._seq
         rec = self.rec
-        ev = rec.events[seq] if seq < rec.n else None
+        recorded = seq < rec.n
         if at is None:
+            ev = rec.events[seq] if recorded else None
             at = ev.at if ev is not None and ev.kind not in _DELIVERED else self.clock.now()
-        event = Event(seq, at, data.KIND, node, data, head.hash)
+        event = Event(seq, at, data.KIND, node, data, self._prev)
         body = encode_finite(event) if finite else encode(event)
-        hash_ = rec.hashes[seq] if ev is not None and body == rec.bodies[seq] else digest(body)
+        hash_ = rec.hashes[seq] if recorded and body == rec.bodies[seq] else digest(body)
         return self._push(event, body, hash_, blobs)
 
     def release(self) -> None:
@@ -492,10 +492,10 @@ class _ReplayEngine(Engine):
 
     @property
     def head_seq(self) -> int:
-        return self._head.next_seq
+        return self._seq
 
     def _next(self) -> Event | None:
-        return self.rec.at(self.rec.past_delivered(self._head.next_seq))
+        return self.rec.at(self.rec.past_delivered(self._seq))
 
     # -- inputs served from the log ----------------------------------------------------
 
@@ -614,7 +614,7 @@ class _ReplayEngine(Engine):
         return None
 
     def _stall_check(self, what: str) -> None:
-        seq = self._head.next_seq
+        seq = self._seq
         last, count = self._spins
         count = count + 1 if last == seq else 1
         self._spins = (seq, count)
@@ -665,7 +665,7 @@ class _ReplayEngine(Engine):
                         suspended.append((key, task))
                         continue
                 done[key] = task
-            pos = self._head.next_seq
+            pos = self._seq
             # Inputs from other processes are met at the next commit, as live; look past
             # them for what the handlers must do now.
             q = rec.past_delivered(pos)

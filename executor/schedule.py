@@ -197,7 +197,9 @@ class Engine:
         self.ids = SeededIds(state.seed)
         self.rng = SeededRng(state.seed)
         self._committed = head if head is not None else Head(state.next_seq, None)
-        self._head = self._committed
+        #: The head after the pending batch: the next seq and the last event's hash (two
+        #: fields rather than a Head, which would be made again for every event).
+        self._seq, self._prev = self._committed.next_seq, self._committed.hash
         self._pending = _Pending()
         #: Handlers running as tasks (they suspended on a real wait), to their instance keys.
         self._tasks: dict[asyncio.Future[Outcome], str] = {}
@@ -227,10 +229,9 @@ class Engine:
         """Seal ``data`` onto the head, append it to the pending batch and fold it into
         the state. ``finite``: ``data`` is known to hold no NaN or infinity (its payload
         is from :func:`~substrate.blobs.pack`), so its bytes need no scan for them."""
-        head = self._head
-        seq = head.next_seq
+        seq = self._seq
         when = self.clock.now() if at is None else at
-        event = Event(seq, when, data.KIND, node, data, head.hash)
+        event = Event(seq, when, data.KIND, node, data, self._prev)
         body = encode_finite(event) if finite else encode(event)
         return self._push(event, body, digest(body), blobs)
 
@@ -238,7 +239,8 @@ class Engine:
         self, event: Event, body: bytes, hash_: str, blobs: Mapping[str, bytes] | None
     ) -> Event:
         """Put a sealed event at the head: into the pending batch, and folded."""
-        self._head = Head(event.seq + 1, hash_)
+        self._seq = event.seq + 1
+        self._prev = hash_
         p = self._pending
         p.events.append(event)
         p.bodies.append(body)
@@ -273,7 +275,7 @@ class Engine:
                 self._rebase()
                 continue
             self.stats.appends += 1
-            self._committed = self._head
+            self._committed = Head(self._seq, self._prev)
             self._pending = _Pending()
             return
 
@@ -298,7 +300,8 @@ class Engine:
         ]
         blobs = self._pending.blobs
         self.state = state
-        self._committed = self._head = Head(state.next_seq, self.store.head(self.run_id).hash)
+        self._committed = Head(state.next_seq, self.store.head(self.run_id).hash)
+        self._seq, self._prev = self._committed.next_seq, self._committed.hash
         self._pending = _Pending(blobs=dict(blobs))
         for at, node, data in drafts:
             self.emit(node, data, at=at)
@@ -606,7 +609,7 @@ class Engine:
             return True
         on = sorted({p.suspend.on for p in self._parked.values()})
         self.emit(None, RunWaiting(on=on, until=soonest))
-        seq = self._head.next_seq
+        seq = self._seq
         await self.commit()
         # A concurrent input dropped our run.waiting: look again rather than stop.
         return self.state.next_seq != seq or self.state.status != "waiting"
