@@ -11,7 +11,10 @@ engine (``arun``, graph compiled beforehand and not timed) on a fresh store:
 * ``memory``: :class:`MemoryStore` (the engine alone, no I/O).
 
 Two callables: ``inc`` is a plain function, which the ``code`` handler runs in a
-worker thread; ``ainc`` is a coroutine, awaited in the loop (no thread hop).
+worker thread; ``ainc`` is a coroutine, awaited in the loop (no thread hop). When a plain
+function is chained, each round also times a bare ``asyncio.to_thread`` round trip of
+it, 1,000 times, outside any engine (the ``hop`` line, and ``thread_hop_us`` on the
+sync lines): the least a sync step pays on this machine on top of an async one.
 
 In the same run, interleaved with the engine runs, a ``plain`` loop does what one
 step of the chain must do at the least: BEGIN IMMEDIATE, INSERT the two events of a
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import sqlite3
 import statistics
@@ -43,6 +47,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# This checkout's packages, not an installed copy, and bench.fns for the engine.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import fns as bench_fns
 from executor.api import arun
 from executor.schedule import EngineOptions
 from kir import Edge, Graph, Node
@@ -59,6 +67,8 @@ from substrate.stores.sqlite import SCHEMA, SQLiteStore
 OPTIONS = EngineOptions(poll_interval_s=60.0)
 SYNCHRONOUS = {"process": "NORMAL", "strict": "FULL"}
 TARGETS = {"sqlite-process": 2.0, "sqlite-strict": 1.3}
+#: Round trips per ``hop`` measurement.
+HOPS = 1_000
 
 
 def chain_graph(n: int, fn: str) -> Graph:
@@ -110,6 +120,19 @@ def plain_loop(path: Path, n: int, durability: str, bodies: list[bytes]) -> floa
     return dt / n * 1e6
 
 
+def hop_loop(fn: str, n: int) -> float:
+    """µs per ``asyncio.to_thread`` round trip of ``bench.fns`` callable ``fn``, alone."""
+    call = getattr(bench_fns, fn)
+
+    async def loop() -> float:
+        t = time.perf_counter()
+        for i in range(n):
+            await asyncio.to_thread(call, i)
+        return time.perf_counter() - t
+
+    return asyncio.run(loop()) / n * 1e6
+
+
 def engine_run(graph: CompiledGraph, store: EventStore) -> tuple[float, int, int]:
     """Wall seconds of ``arun``, commits, events."""
     t = time.perf_counter()
@@ -140,8 +163,8 @@ def main() -> None:
     ap.add_argument("--fns", default="inc,ainc", help="bench.fns callables to chain")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.fns for the engine
     fns = [f for f in args.fns.split(",") if f]
+    sync_fns = [f for f in fns if not inspect.iscoroutinefunction(getattr(bench_fns, f))]
     cases: list[tuple[str, int]] = [("memory", n) for n in args.sizes]
     cases += [("sqlite-process", n) for n in args.sizes]
     cases += [("sqlite-strict", n) for n in args.strict_sizes]
@@ -149,8 +172,11 @@ def main() -> None:
     bodies = step_bodies()
     plain: dict[tuple[str, int], list[float]] = {}
     runs: dict[tuple[str, int, str], list[tuple[float, int, int]]] = {}
+    hops: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
+            for fn in sync_fns:
+                hops.setdefault(fn, []).append(hop_loop(fn, HOPS))
             for kind, n in cases:
                 d = Path(tmp) / f"{r}-{kind}-{n}"
                 d.mkdir()
@@ -175,6 +201,17 @@ def main() -> None:
                 "us_per_commit": round(statistics.median(values), 2),
             }
         )
+    for fn, values in hops.items():
+        _print(
+            {
+                "what": "hop",
+                "fn": fn,
+                "n": HOPS,
+                "rounds": args.rounds,
+                "us_per_round_trip": round(statistics.median(values), 2),
+                "round_us": sorted(round(v, 1) for v in values),
+            }
+        )
     for (kind, n, fn), results in runs.items():
         us = statistics.median(dt for dt, _, _ in results) / n * 1e6
         _, commits, events = results[0]
@@ -188,6 +225,8 @@ def main() -> None:
             "commits_per_node": round(commits / n, 4),
             "events_per_node": round(events / n, 4),
         }
+        if fn in hops:
+            line["thread_hop_us"] = round(statistics.median(hops[fn]), 2)
         base = plain.get((kind.removeprefix("sqlite-"), n)) or plain.get(("process", n))
         if base:
             ratio = us / statistics.median(base)
