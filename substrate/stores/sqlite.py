@@ -254,33 +254,21 @@ class _Batch:
         first, stop, blob, sizes, joined, _ = row
         n, lo = stop - first, pos - first
         self.events = events = decode_event_array(b"".join((b"[", blob, b"]")), first, n)
-        self.last_hash: str | None = None
-        self.bodies: list[bytes] | None = []
-        self.hashes: list[str] | None = []
-        if not with_bodies:
-            # Nothing asks for the hashes: the chain is checked against the column's text.
-            self.ok = events is not None and self._chained(events, lo, joined)
-            if self.ok:
-                self.last_hash = joined[-65:-1]
-            return
-        self.hashes = hashes = _hash_list(joined)
-        self.bodies = bodies = _split(blob, sizes)
-        if hashes is not None and len(hashes) == n and lo:
-            self.prev = prev = hashes[lo - 1]  # reading from inside the batch
+        #: The hashes of the events ``pos..``, once the chain is checked.
+        self.hashes: list[str] = []
+        self.bodies = bodies = _split(blob, sizes) if with_bodies else []
         self.ok = (
             events is not None
             and bodies is not None
-            and hashes is not None
-            and len(hashes) == n
-            and events[lo].prev == prev
-            and [ev.prev for ev in events[lo + 1 :]] == hashes[lo:-1]
+            and (len(bodies) == n or not with_bodies)
+            and self._chained(events, lo, joined)
         )
-        if self.ok and hashes:
-            self.last_hash = hashes[-1]
+        self.last_hash = self.hashes[-1] if self.ok else None
 
     def _chained(self, events: list[Event], lo: int, joined: str) -> bool:
-        """Whether each event of the batch from ``lo`` names the hash before it, read
-        from the hashes column's text (``"h0","h1",...``) without making a list of it.
+        """Whether each event of the batch from ``lo`` names the hash before it, checked
+        against the hashes column's text (``"h0","h1",...``), which is not decoded: the
+        hashes are the events' own ``prev``, and the last one is cut from the text.
 
         Sound once the seal is checked: the column is then as written, 64 hex digits per
         hash, so the text equals the one built from the events' ``prev`` only if each
@@ -293,13 +281,16 @@ class _Batch:
             self.prev = joined[at : at + 64]
         if events[lo].prev != self.prev:
             return False
-        prevs = [ev.prev for ev in events[lo + 1 :]]
-        prevs.append(joined[-65:-1])  # the last hash: the next row's link
+        hashes = [ev.prev for ev in events[lo + 1 :]]
+        hashes.append(joined[-65:-1])  # the last hash: the next row's link
         try:
-            text = '","'.join(prevs)  # type: ignore[arg-type]  # a None fails
+            text = '","'.join(hashes)  # type: ignore[arg-type]  # a None fails
         except TypeError:
             return False
-        return (joined[_HASH_SPAN * lo :] if lo else joined) == f'"{text}"'
+        if (joined[_HASH_SPAN * lo :] if lo else joined) != f'"{text}"':
+            return False
+        self.hashes = hashes  # type: ignore[assignment]  # no None: the join took them all
+        return True
 
     def verified(self) -> Iterator[tuple[list[Event], list[bytes], list[str]]]:
         """The events in chunks, once the seal is checked; else what is wrong, named."""
@@ -309,18 +300,17 @@ class _Batch:
         if self.ok and seal == (
             sealing.result() if sealing is not None else seal_of(blob, sizes, joined)
         ):
-            events, bodies, hashes = self.events, self.bodies, self.hashes
+            events, bodies, tail = self.events, self.bodies, self.hashes
             assert events is not None
             assert bodies is not None
-            assert hashes is not None
             for k in range(lo, n, _READ_CHUNK):
                 end = min(k + _READ_CHUNK, n)
-                yield events[k:end], bodies[k:end], hashes[k:end]
+                yield events[k:end], bodies[k:end], tail[k - lo : end - lo]
             return
         if sealing is not None:
             sealing.cancel()
         # Something is wrong: check the row event by event, to name the first bad seq.
-        parts, hashes = _split(blob, sizes), self.hashes or _hash_list(joined)
+        parts, hashes = _split(blob, sizes), _hash_list(joined)
         if parts is None or hashes is None or len(parts) != n or len(hashes) != n:
             raise LogCorrupt(
                 self.run_id,
