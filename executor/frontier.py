@@ -185,6 +185,10 @@ class Place(msgspec.Struct, eq=False, gc=False):
     #: Its scope; None for the node of a one-node map item until someone asks for it.
     scope: Scope | None
     node_id: str
+    #: Where it comes in the run's order; ``()`` for the node of a one-node map item,
+    #: whose key is made only when asked for (see ``_order_key``): a fold of a long
+    #: map needs none, and a tuple per item would be one more object per item for the
+    #: cycle collector to visit once the fold is done.
     order_key: tuple[int, ...]
     status: InstanceStatus = "ready"
     #: For the node of a one-node map item: its map's fan-out and its item index.
@@ -222,7 +226,13 @@ def _where(place: Place) -> tuple[str, str]:
 
 
 def _order_key(place: Place) -> tuple[int, ...]:
-    return place.order_key
+    """The order key of the instance at ``place``: its map's, then the item index and
+    the node's index for the node of a one-node map item."""
+    fan = place.fan
+    if fan is None:
+        return place.order_key
+    assert fan.leaf is not None  # only the node of a one-node item has a fan
+    return fan.order_key + (place.item, fan.leaf[1])  # noqa: RUF005
 
 
 def _status(place: Place) -> InstanceStatus:
@@ -390,11 +400,10 @@ class Frontier:
         # One node: a place, and no scope until asked for (see _scope_of).
         node_id, index = fan.leaf
         key = f"{fan.key}[{i}]/{node_id}"  # item_prefix(fan.key, i) + node_id
-        okey = fan.order_key + (i, index)  # noqa: RUF005
-        place = self.places[key] = Place(key, None, node_id, okey, "ready", fan, i)
+        place = self.places[key] = Place(key, None, node_id, (), "ready", fan, i)
         self._item_places[fan.key].append(place)
         if self._heaped:  # what _make_ready does, inline, through the map's queue
-            entry = (okey, key)
+            entry = (fan.order_key + (i, index), key)  # noqa: RUF005  # _order_key(place)
             if not fan.queue:
                 heapq.heappush(self._heap, entry)
             fan.queue.append(entry)
@@ -422,7 +431,7 @@ class Frontier:
     def _make_ready(self, place: Place) -> None:
         self.places[place.key] = place
         if self._heaped:
-            heapq.heappush(self._heap, (place.order_key, place.key))
+            heapq.heappush(self._heap, (_order_key(place), place.key))
         else:
             self._made_ready.append(place)
 
@@ -526,7 +535,7 @@ class Frontier:
         """The place of the next ready instance in order, removed from the ready set."""
         heap = self._heap
         if not self._heaped:
-            heap.extend((p.order_key, p.key) for p in self._made_ready if p.status == "ready")
+            heap.extend((_order_key(p), p.key) for p in self._made_ready if p.status == "ready")
             heapq.heapify(heap)
             self._made_ready = []
             self._heaped = True
