@@ -647,7 +647,8 @@ class _ReplayEngine(Engine):
     async def _wait_tasks(self) -> list[Finished]:
         rec = self.rec
         while True:
-            await self._settle()
+            if self._tasks:  # none: nothing to settle (a chain of handlers that never wait)
+                await self._settle()
             # Handlers that ended: those that never suspended have their outcome in
             # _ended; the tasks that ended are in ``done``, by key. Taken off only when
             # returned.
@@ -668,8 +669,12 @@ class _ReplayEngine(Engine):
             pos = self._seq
             # Inputs from other processes are met at the next commit, as live; look past
             # them for what the handlers must do now.
-            q = rec.past_delivered(pos)
-            ev = rec.at(q)
+            ev: Event | None
+            if pos < rec.n and rec.events[pos].kind not in _DELIVERED:  # the common case
+                q, ev = pos, rec.events[pos]
+            else:
+                q = rec.past_delivered(pos)
+                ev = rec.at(q)
             if ev is None:
                 if q > pos:
                     await self._deliver(pos)
@@ -677,16 +682,17 @@ class _ReplayEngine(Engine):
                 raise _EndOfLog()
             if ev.kind == "run.resumed":
                 raise _Crash(q)
-            if isinstance(ev.data, ModelCalled | ToolReturned):
+            answer = ev.data
+            if type(answer) is ModelCalled or type(answer) is ToolReturned:  # exact types
                 assert ev.node is not None
-                waiting = self._turns.pop((ev.node, ev.data.call), None)
+                waiting = self._turns.pop((ev.node, answer.call), None)
                 if waiting is not None:
                     kind, fut = waiting
                     if kind != ev.kind:
                         raise _Diverged(
                             rec.diverged(
                                 q,
-                                f"call {ev.data.call} was a {ev.kind} when recorded, "
+                                f"call {answer.call} was a {ev.kind} when recorded, "
                                 f"the replay makes a {kind} call",
                                 path="$.kind",
                                 recorded=ev.kind,
@@ -717,8 +723,10 @@ class _ReplayEngine(Engine):
                 else:
                     break
                 p += 1
-            if batch or suspended:
+            if suspended:
                 return self._take(suspended) + batch
+            if batch:
+                return batch
             timed_out = self._timeout_due()
             if timed_out is not None:
                 key = self._tasks.pop(timed_out)
