@@ -11,7 +11,7 @@ import asyncio
 import importlib
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -191,16 +191,17 @@ def _load(ref: str) -> tuple[Callable[..., Any], frozenset[str], bool]:
     return found
 
 
-_DIRECT: dict[str, tuple[Callable[..., Coroutine[Any, Any, Any]], bool] | None] = {}
+_DIRECT: dict[str, tuple[Callable[..., Any], bool, bool] | None] = {}
 
 
-def direct_code(ref: str) -> tuple[Callable[..., Coroutine[Any, Any, Any]], bool] | None:
+def direct_code(ref: str) -> tuple[Callable[..., Any], bool, bool] | None:
     """The callable of a ``code`` node that needs no :class:`NodeContext` (cached).
 
-    A coroutine function with no ``ctx`` parameter: the engine awaits it on its inputs
-    (and ``params``, the bool, when it takes them) as :func:`run_code` would, without
-    building a context. None for any other, and for one that does not load (which
-    :func:`run_code` reports).
+    A function with no ``ctx`` parameter: the engine calls it on its inputs (and
+    ``params``, the first bool, when it takes them) as :func:`run_code` would, without
+    building a context; the second bool says it is a coroutine function (awaited in the
+    loop; a plain function runs in a worker thread). None for a callable that wants its
+    context, and for one that does not load (which :func:`run_code` reports).
     """
     try:
         return _DIRECT[ref]
@@ -210,7 +211,7 @@ def direct_code(ref: str) -> tuple[Callable[..., Coroutine[Any, Any, Any]], bool
         fn, params, is_async = _load(ref)
     except NodeError:
         return None
-    found = _DIRECT[ref] = (fn, "params" in params) if is_async and "ctx" not in params else None
+    found = _DIRECT[ref] = None if "ctx" in params else (fn, "params" in params, is_async)
     return found
 
 

@@ -647,6 +647,9 @@ class _ReplayEngine(Engine):
     async def _wait_tasks(self) -> list[Finished]:
         rec = self.rec
         while True:
+            if self._threads:  # worker threads: those done have ended, the others are tasks
+                self._ended.update((key, (key, out)) for key, out in self._threads_done())
+                self._threads_to_tasks()
             if self._tasks:  # none: nothing to settle (a chain of handlers that never wait)
                 await self._settle()
             # Handlers that ended: those that never suspended have their outcome in

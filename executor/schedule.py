@@ -24,7 +24,9 @@ import os
 import socket
 import threading
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import Context, copy_context
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
@@ -206,6 +208,12 @@ class Engine:
         #: Handlers that ended without ever suspending, by instance key: (key, outcome),
         #: to be recorded where a task's would be.
         self._ended: dict[str, tuple[str, Outcome]] = {}
+        #: Plain ``code`` functions running in a worker thread (see :meth:`_spawn`), by
+        #: instance key; each future's result is the handler's outcome.
+        self._threads: dict[str, Future[Outcome]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        #: The calls submitted to the workers that have not returned yet.
+        self._running: set[Future[Outcome]] = set()
         #: The loop :meth:`drive` runs in and its thread (handlers run there).
         self.loop: asyncio.AbstractEventLoop
         self.loop_thread: int
@@ -559,7 +567,7 @@ class Engine:
                 self._commit()
                 if self.state.terminal:
                     return
-                if not self._tasks and not self._ended:
+                if not self._tasks and not self._ended and not self._threads:
                     if await self._idle():
                         continue
                     return
@@ -567,20 +575,60 @@ class Engine:
                     self._finish(key, outcome)
         finally:
             await self._cancel_tasks()
+            if self._executor is not None:
+                # Idle workers are joined: nothing of the run outlives it. A call still
+                # running (the run ended around it) is left to end on its own, as a
+                # cancelled ``asyncio.to_thread`` is.
+                self._executor.shutdown(wait=not self._running, cancel_futures=True)
+                self._executor = None
 
     def _finished(self) -> list[Finished]:
         """Handlers already ended, in the order to record them: those that ended without
-        suspending need no trip through the loop (nor a coroutine to wait)."""
+        suspending need no trip through the loop (nor a coroutine to wait), nor do the
+        worker threads that are done by now (a step's thread runs while its start is
+        committed: most are)."""
         done: list[Finished] = list(self._ended.values())
         self._ended.clear()
+        if self._threads:
+            done += self._threads_done()
         if self._tasks:
             done += [(k, t) for t, k in self._tasks.items() if t.done()]
         if len(done) > 1:
             done.sort(key=lambda kv: self._order(kv[0]))
         return done
 
+    def _threads_done(self) -> list[tuple[str, Outcome]]:
+        """The worker threads that are done, taken off ``_threads``, with their outcomes."""
+        threads = self._threads
+        done = [(k, f.result()) for k, f in threads.items() if f.done()]
+        for key, _ in done:
+            del threads[key]
+        return done
+
+    def _threads_to_tasks(self) -> None:
+        """Wait for the worker threads as the loop waits for tasks (their outcomes then
+        come back through the loop, as ``asyncio.to_thread``'s do)."""
+        for key, future in self._threads.items():
+            self._tasks[asyncio.wrap_future(future, loop=self.loop)] = key
+        self._threads.clear()
+
+    def _submit(self, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Future[Outcome]:
+        """Call a plain ``code`` function in a worker thread, in a copy of this context.
+
+        The workers are made when first needed, as many as ``asyncio.to_thread``'s
+        default pool has, and end with :meth:`drive`.
+        """
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(thread_name_prefix="foldline-code")
+        future = self._executor.submit(_call, copy_context(), fn, kwargs)
+        self._running.add(future)
+        future.add_done_callback(self._running.discard)  # in the worker: set ops are atomic
+        return future
+
     async def _wait_tasks(self) -> list[Finished]:
         """Tasks that finished, in the order to record them; [] after a poll for inputs."""
+        if self._threads:
+            self._threads_to_tasks()
         finished, _ = await asyncio.wait(
             set(self._tasks),
             timeout=self.options.poll_interval_s,
@@ -653,8 +701,11 @@ class Engine:
         if st.cancel_requested:
             for task in self._tasks:
                 task.cancel()
+            for future in self._threads.values():
+                future.cancel()  # one that has begun runs on; its outcome is not recorded
             self._tasks.clear()
             self._ended.clear()
+            self._threads.clear()
             self._parked.clear()
             self.emit(None, RunCancelled(reason=st.cancel_reason))
             return
@@ -684,7 +735,10 @@ class Engine:
                 return
             if self._parked:
                 self._wake_parked()
-            while not st.terminal and len(self._tasks) + len(self._ended) < self.max_concurrency:
+            while (
+                not st.terminal
+                and len(self._tasks) + len(self._ended) + len(self._threads) < self.max_concurrency
+            ):
                 ready = fr.pop_ready()
                 if ready is None:
                     break
@@ -727,7 +781,9 @@ class Engine:
 
         A ``code`` node whose callable needs no context (:func:`~executor.nodes.direct_code`)
         has no handler: its callable's own coroutine is stepped here, on its inputs (and
-        ``params``), which is what ``run_code`` would do, minus the context.
+        ``params``), which is what ``run_code`` would do, minus the context. A plain
+        function is handed to a worker thread, as ``run_code`` would; its future waits in
+        ``_threads``, looked at without a trip through the loop (see :meth:`_finished`).
         """
         key = place.key
         config = node.config
@@ -743,11 +799,14 @@ class Engine:
                 return
             task: asyncio.Future[Outcome] = asyncio.ensure_future(_resume(coro, yielded))
         else:
-            fn, with_params = direct
+            fn, with_params, is_async = direct
             try:
                 kwargs = self._inputs_of(place, node)
                 if with_params:
                     kwargs["params"] = config.params  # type: ignore[union-attr]
+                if not is_async:
+                    self._threads[key] = self._submit(fn, kwargs)
+                    return
                 code = fn(**kwargs)
                 yielded = code.send(None)
             except StopIteration as stop:
@@ -871,8 +930,11 @@ class Engine:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        for future in self._threads.values():
+            future.cancel()  # one that has begun runs on, as a cancelled to_thread's does
         self._tasks.clear()
         self._ended.clear()
+        self._threads.clear()
 
 
 def _at_path(base: Any, binding: Binding, what: _What) -> Any:
@@ -881,6 +943,15 @@ def _at_path(base: Any, binding: Binding, what: _What) -> Any:
         return lookup(base, binding.path, what=_text(what))
     except KirError as exc:
         raise NodeError(str(exc)) from None
+
+
+def _call(context: Context, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Outcome:
+    """In a worker thread: the outcome of a plain ``code`` function, called in a copy of
+    the engine's context (what ``asyncio.to_thread`` does, then ``run_code``)."""
+    try:
+        return "ok", NodeResult(context.run(fn, **kwargs))
+    except (Suspend, Exception) as exc:
+        return _stopped(exc)
 
 
 def _stopped(exc: BaseException) -> tuple[str, Any]:

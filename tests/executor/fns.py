@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from contextvars import ContextVar
 from typing import Any
 
 
@@ -46,6 +48,33 @@ def ctx_join(ctx: Any, **kw: Any) -> dict[str, Any]:
 
 def noop() -> None:
     return None
+
+
+def named(y: int) -> int:
+    return y
+
+
+def params_inc(x: int, params: dict[str, Any]) -> int:
+    return x + int(params["add"])
+
+
+#: Set by a test around a run: a plain function sees the value its run was started with.
+TRACE: ContextVar[str] = ContextVar("TRACE", default="unset")
+
+
+#: Holds :func:`held` until a test sets it.
+RELEASE = threading.Event()
+
+
+def held(x: Any = None) -> str:
+    """A plain function that runs until the test lets it go (at most 30 s)."""
+    RELEASE.wait(30)
+    return "released"
+
+
+def where(x: Any = None) -> dict[str, str]:
+    """The thread a plain function runs in, and the TRACE it sees there."""
+    return {"thread": threading.current_thread().name, "trace": TRACE.get()}
 
 
 def length(items: list[Any]) -> int:

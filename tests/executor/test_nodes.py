@@ -67,9 +67,8 @@ def test_async_callables_run_without_a_context_exactly_as_with_one(
     from kir.schema import CodeConfig
 
     fn = "tests.executor.fns:"
-    assert nodes.direct_code(fn + "ainc") == (fns.ainc, False)
-    assert nodes.direct_code(fn + "aparams") == (fns.aparams, True)
-    assert nodes.direct_code(fn + "inc") is None  # sync: run in a worker thread
+    assert nodes.direct_code(fn + "ainc") == (fns.ainc, False, True)
+    assert nodes.direct_code(fn + "aparams") == (fns.aparams, True, True)
     assert nodes.direct_code(fn + "actx") is None  # wants its context
     assert nodes.direct_code(fn + "no_such_fn") is None  # run_code names the error
 
@@ -114,6 +113,143 @@ def test_async_callables_run_without_a_context_exactly_as_with_one(
     assert "'x'" in str(direct["anamed"][0].error)
     for last in lasts:
         assert direct[last][1] == with_ctx[last], last
+
+
+def test_plain_functions_run_in_worker_threads_exactly_as_through_run_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain function with no ``ctx`` goes to a worker thread from the engine itself,
+    and its outcome is taken without a trip through the loop once the thread is done.
+    Whether it was done when the engine looked (every one, below) or not (none), the log
+    is byte for byte the one ``run_code`` (``asyncio.to_thread``) writes, errors included,
+    and it replays."""
+    from concurrent.futures import wait
+
+    from executor import nodes, schedule
+    from kir.schema import CodeConfig
+
+    fn = "tests.executor.fns:"
+    assert nodes.direct_code(fn + "inc") == (fns.inc, False, False)
+    assert nodes.direct_code(fn + "params_inc") == (fns.params_inc, True, False)
+    assert nodes.direct_code(fn + "stamp") is None  # wants its context
+
+    def graph(last: str) -> Graph:
+        with_params = Node(
+            id="p",
+            config=CodeConfig(function=fn + "params_inc", params={"add": 10}),
+            inputs={"x": "a"},
+        )
+        return Graph(
+            nodes=[
+                code("a", "inc", {"x": "$input.x"}),
+                with_params,
+                code("c", "ainc", {"x": "p"}),  # async between two threads
+                code("z", last, {"x": "c"}),
+            ],
+            edges=[Edge("a", "p"), Edge("p", "c"), Edge("c", "z")],
+            output="z",
+        )
+
+    def record(name: str, last: str) -> tuple[Any, list[bytes]]:
+        store = SQLiteStore(tmp_path / f"{name}.db")
+        try:
+            res = run(graph(last), {"x": 1}, store=store, clock=StepClock(), run_id="r", seed="5e")
+            assert replay(store, "r").events == len(store.read("r"))
+            return res, store.read_sealed("r").bodies
+        finally:
+            store.close()
+
+    looked: dict[str, int] = {"done": 0, "waited": 0}
+    threads_done, threads_to_tasks = (
+        schedule.Engine._threads_done,
+        schedule.Engine._threads_to_tasks,
+    )
+
+    def counted_done(self: schedule.Engine) -> list[tuple[str, Any]]:
+        found = threads_done(self)
+        looked["done"] += len(found)
+        return found
+
+    def counted_to_tasks(self: schedule.Engine) -> None:
+        looked["waited"] += len(self._threads)
+        threads_to_tasks(self)
+
+    monkeypatch.setattr(schedule.Engine, "_threads_done", counted_done)
+    monkeypatch.setattr(schedule.Engine, "_threads_to_tasks", counted_to_tasks)
+    lasts = ("inc", "boom", "named")  # returns; raises; takes no 'x'
+
+    # Every thread done before the engine looks: the commit waits for them first.
+    commit = schedule.Engine._commit
+
+    def commit_after_threads(self: schedule.Engine, durable: bool = False) -> None:
+        wait(list(self._threads.values()))
+        commit(self, durable)
+
+    with monkeypatch.context() as m:
+        m.setattr(schedule.Engine, "_commit", commit_after_threads)
+        done_first = {last: record(f"done-{last}", last) for last in lasts}
+    assert looked["done"] >= 2 * len(lasts), looked
+    assert looked["waited"] == 0, looked
+
+    # No thread done when the engine looks: each comes back through the loop.
+    looked.update(done=0, waited=0)
+    with monkeypatch.context() as m:
+        m.setattr(schedule.Engine, "_threads_done", lambda self: [])
+        waited = {last: record(f"waited-{last}", last)[1] for last in lasts}
+    assert looked["waited"] >= 2 * len(lasts), looked
+
+    monkeypatch.setattr(schedule, "direct_code", lambda ref: None)
+    with_ctx = {last: record(f"ctx-{last}", last)[1] for last in lasts}
+
+    assert done_first["inc"][0].status == "completed"
+    assert done_first["inc"][0].output == 1 + 1 + 10 + 1 + 1
+    assert "boom" in str(done_first["boom"][0].error)
+    assert "'x'" in str(done_first["named"][0].error)
+    for last in lasts:
+        assert done_first[last][1] == waited[last] == with_ctx[last], last
+
+
+def test_a_plain_function_runs_in_a_worker_thread_with_the_callers_context(
+    store: SQLiteStore,
+) -> None:
+    """As under ``asyncio.to_thread``: not in the loop's thread, with the context the
+    run was started in; and no worker thread outlives the run."""
+    import threading
+
+    token = fns.TRACE.set("run-1")
+    try:
+        graph = Graph(nodes=[code("w", "where", {"x": "$input.x"})], output="w")
+        res = run(graph, {"x": 1}, store=store)
+    finally:
+        fns.TRACE.reset(token)
+    assert res.status == "completed", res.error
+    assert res.output["trace"] == "run-1"
+    assert res.output["thread"].startswith("foldline-code")
+    assert res.output["thread"] != threading.current_thread().name
+    assert not [t for t in threading.enumerate() if t.name.startswith("foldline-code")]
+
+
+def test_a_run_that_ends_around_a_running_plain_function_does_not_wait_for_it(
+    store: SQLiteStore,
+) -> None:
+    """A sibling fails the run while a worker thread still runs: the run ends at once and
+    records nothing of it; the call ends on its own (its outcome is dropped)."""
+    import threading
+
+    fns.RELEASE.clear()
+    graph = Graph(nodes=[code("h", "held", {"x": "$input.x"}), code("b", "boom", {})])
+    try:
+        res = run(graph, {"x": 1}, store=store)
+        workers = [t for t in threading.enumerate() if t.name.startswith("foldline-code")]
+        assert res.status == "failed"
+        assert "boom" in str(res.error)
+        assert [t.is_alive() for t in workers] == [True]  # still in held()
+        assert not [e for e in store.read(res.run_id) if e.node == "h" and e.kind != "node.started"]
+    finally:
+        fns.RELEASE.set()
+    for t in workers:
+        t.join(30)
+        assert not t.is_alive()
 
 
 @pytest.mark.parametrize("fn", ["nonfinite", "anonfinite"])
