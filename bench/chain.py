@@ -10,11 +10,12 @@ engine (``arun``, graph compiled beforehand and not timed) on a fresh store:
 * ``sqlite-strict``: durability ``strict`` (WAL, synchronous=FULL: one fsync per commit);
 * ``memory``: :class:`MemoryStore` (the engine alone, no I/O).
 
-Two callables: ``inc`` is a plain function, which the ``code`` handler runs in a
-worker thread; ``ainc`` is a coroutine, awaited in the loop (no thread hop). When a plain
-function is chained, each round also times a bare ``asyncio.to_thread`` round trip of
-it, 1,000 times, outside any engine (the ``hop`` line, and ``thread_hop_us`` on the
-sync lines): the least a sync step pays on this machine on top of an async one.
+Two callables: ``inc`` is a plain function, which the engine runs in a worker thread
+(while the step's start is committed); ``ainc`` is a coroutine, awaited in the loop (no
+thread hop). When a plain function is chained, each round also times a bare round trip
+of it through a worker thread, 1,000 times, outside any engine and any event loop (the
+``hop`` line, and ``thread_hop_us`` on the sync lines): what handing work to another
+thread and taking its result back costs on this machine.
 
 In the same run, interleaved with the engine runs, a ``plain`` loop does what one
 step of the chain must do at the least: BEGIN IMMEDIATE, INSERT the two events of a
@@ -44,6 +45,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -121,16 +123,16 @@ def plain_loop(path: Path, n: int, durability: str, bodies: list[bytes]) -> floa
 
 
 def hop_loop(fn: str, n: int) -> float:
-    """µs per ``asyncio.to_thread`` round trip of ``bench.fns`` callable ``fn``, alone."""
+    """µs per round trip of ``bench.fns`` callable ``fn`` through a worker thread, alone:
+    submitted to a one-thread pool, its result waited for (no event loop)."""
     call = getattr(bench_fns, fn)
-
-    async def loop() -> float:
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(call, 0).result()  # the worker exists before the clock starts
         t = time.perf_counter()
         for i in range(n):
-            await asyncio.to_thread(call, i)
-        return time.perf_counter() - t
-
-    return asyncio.run(loop()) / n * 1e6
+            pool.submit(call, i).result()
+        dt = time.perf_counter() - t
+    return dt / n * 1e6
 
 
 def engine_run(graph: CompiledGraph, store: EventStore) -> tuple[float, int, int]:
