@@ -701,11 +701,9 @@ class Engine:
         if st.cancel_requested:
             for task in self._tasks:
                 task.cancel()
-            for future in self._threads.values():
-                future.cancel()  # one that has begun runs on; its outcome is not recorded
             self._tasks.clear()
             self._ended.clear()
-            self._threads.clear()
+            self._drop_threads()
             self._parked.clear()
             self.emit(None, RunCancelled(reason=st.cancel_reason))
             return
@@ -930,10 +928,15 @@ class Engine:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        for future in self._threads.values():
-            future.cancel()  # one that has begun runs on, as a cancelled to_thread's does
         self._tasks.clear()
         self._ended.clear()
+        self._drop_threads()
+
+    def _drop_threads(self) -> None:
+        """Forget the worker threads' calls: one not begun never runs; one that has
+        begun runs on and its outcome is not recorded (as a cancelled ``to_thread``'s)."""
+        for future in self._threads.values():
+            future.cancel()
         self._threads.clear()
 
 
