@@ -53,7 +53,7 @@ from executor.api import aresume, arun
 from executor.fold import RunState
 from executor.schedule import EngineOptions
 from kir import Edge, Graph, Node
-from kir.compile import compile_graph
+from kir.compile import compile_graph, load_compiled
 from kir.schema import CodeConfig, MapConfig
 from substrate.events import RunStarted
 from substrate.gcpause import gc_paused
@@ -118,7 +118,7 @@ def measure_breakdown(path: str) -> dict[str, float]:
     t2 = time.perf_counter()
     first = log[0].data
     assert isinstance(first, RunStarted)
-    graph = compile_graph(Graph.from_json(store.get_graph(first.graph_hash)))
+    graph = load_compiled(store.get_graph(first.graph_hash))
     t3 = time.perf_counter()
     with gc_paused():
         state = RunState(graph, RUN_ID).apply_all(log)

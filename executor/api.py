@@ -19,10 +19,11 @@ from typing import Any, Literal
 from executor.errors import ExecutorError, GateError, RunNotFound
 from executor.fold import RunState, RunStatus
 from executor.schedule import Engine, EngineOptions, EngineStats
-from kir.compile import CompiledGraph, compile_graph
-from kir.schema import Graph, parse_graph
+from kir.compile import CompiledGraph, compile_graph, load_compiled
+from kir.errors import GraphInvalid
+from kir.schema import Graph
 from substrate.blobs import pack, unpack
-from substrate.codec import decode, digest, hash_value
+from substrate.codec import digest, hash_value
 from substrate.errors import ConcurrentAppend
 from substrate.events import (
     BudgetRaised,
@@ -226,13 +227,10 @@ def _graph_by_hash(store: EventStore, graph_hash: str, run_id: str) -> CompiledG
                 f"run {run_id!r}: the stored graph does not hash to the recorded "
                 f"{graph_hash[:12]} (the store is damaged)"
             )
-        with gc_paused():  # decoding and checking a large graph makes no garbage cycles
-            compiled = compile_graph(parse_graph(decode(body)))
-        if compiled.graph_hash != graph_hash:
-            raise ExecutorError(
-                f"run {run_id!r}: the stored graph compiles to {compiled.graph_hash[:12]}, "
-                f"not the recorded {graph_hash[:12]} (written by another KIR version?)"
-            )
+        try:
+            compiled = load_compiled(body)
+        except GraphInvalid as exc:
+            raise ExecutorError(f"run {run_id!r}: the stored graph is not valid: {exc}") from None
         if len(_COMPILED) >= _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
         _COMPILED[graph_hash] = compiled

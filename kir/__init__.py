@@ -43,6 +43,7 @@ from kir.compile import (
     SortNodes,
     SortSets,
     compile_graph,
+    load_compiled,
     normalize,
 )
 from kir.errors import (
@@ -113,6 +114,7 @@ __all__ = [
     # checking and compiling
     "check_graph",
     "compile_graph",
+    "load_compiled",
     "normalize",
     "CompiledGraph",
     "Pass",

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol
 
 from kir.binding import Binding, parse_binding
 from kir.check import check_graph
-from kir.errors import GraphInvalid
+from kir.errors import GraphInvalid, SchemaError
 from kir.schema import (
     AgentConfig,
     Edge,
@@ -35,8 +35,9 @@ from kir.schema import (
     RouterConfig,
     SubgraphConfig,
     ToolSpec,
+    parse_graph,
 )
-from substrate.codec import digest, encode
+from substrate.codec import decode, digest, encode
 from substrate.gcpause import gc_paused
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_PASSES",
     "CompiledGraph",
     "compile_graph",
+    "load_compiled",
     "normalize",
 ]
 
@@ -271,6 +273,38 @@ def compile_graph(graph: Graph, passes: Sequence[Pass] = DEFAULT_PASSES) -> Comp
         return _freeze(normalize(graph, passes), {}, {}, {})
 
 
+def load_compiled(canonical: bytes) -> CompiledGraph:
+    """The compiled graph whose canonical bytes are ``canonical`` (what a store keeps).
+
+    The bytes are taken to be what :func:`compile_graph` made of a checked and normalized
+    graph: the executor loads a run's graph only after its hash matched the one recorded
+    when the run started, and only compiled graphs are stored. So they are parsed and
+    frozen here, not checked, normalized or encoded again, which for a large graph is more
+    than half of the work of a compile. The result equals what :func:`compile_graph`
+    gives for the graph (a property test holds them equal field by field), with
+    ``canonical`` as its bytes and their hash as its ``graph_hash``.
+
+    Bytes that parse but do not freeze (an edge to a missing node, a cycle: not the output
+    of a compile) are compiled in full, so that their errors are reported as
+    :func:`compile_graph` reports them.
+
+    Raises:
+        GraphInvalid: the bytes are not JSON, do not fit the schema, or the graph has
+            errors that keep it from being frozen.
+    """
+    with gc_paused():  # O(nodes) objects that survive, and no garbage cycles
+        try:
+            data = decode(canonical)
+        except Exception as exc:  # msgspec's DecodeError, or bytes that are not UTF-8
+            raise GraphInvalid([SchemaError(f"invalid JSON: {exc}")]) from None
+        graph = parse_graph(data)
+        try:
+            frozen: CompiledGraph | None = _freeze(graph, {}, {}, {}, canonical)
+        except Exception:  # not a compiled graph: the checker says what is wrong
+            frozen = None
+    return frozen if frozen is not None else compile_graph(graph)
+
+
 @dataclass(frozen=True, slots=True)
 class _Decl:
     """An embedded graph and the scope it was declared in (what it can see)."""
@@ -292,6 +326,7 @@ def _freeze(
     outer_tools: Mapping[str, ToolSpec],
     outer_subs: Mapping[str, _Decl],
     cache: dict[int, CompiledGraph],
+    canonical: bytes | None = None,
 ) -> CompiledGraph:
     tools = {**outer_tools, **{t.name: t for t in g.tools}}
     subs: dict[str, _Decl] = dict(outer_subs)
@@ -320,7 +355,8 @@ def _freeze(
             if ref not in refs:
                 refs[ref] = _compiled(subs[ref], cache)
 
-    canonical = encode(g.canonical_data())
+    if canonical is None:
+        canonical = encode(g.canonical_data())
     return CompiledGraph(
         graph=g,
         graph_hash=digest(canonical),

@@ -6,15 +6,20 @@ keeps only what was committed); ``tests/executor/test_chaos.py`` does it with SI
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from executor import api
 from executor.api import approve, reject, resume, run
+from executor.errors import ExecutorError
 from kir import Edge, Graph, Node, ToolSpec
 from kir.schema import AgentConfig, LlmConfig, ToolConfig
 from substrate import CallKey, MockModel, MockReply, ModelRequest, SQLiteStore
+from substrate.codec import digest, encode
 from substrate.events import ModelCalled, RunResumed, ToolRequested
 from tests.executor import fns
 from tests.executor.helpers import chain
@@ -186,3 +191,24 @@ def test_non_idempotent_tool_interrupted_becomes_an_unknown_outcome_gate(
         done = resume("r1", store=store, tools={"charge": charge})
         assert ran == [5, 5]
         assert done.output == "charged"
+
+
+def test_a_damaged_stored_graph_is_refused_by_name(store: SQLiteStore) -> None:
+    run(chain(3), {"x": 0}, store=store, run_id="r1")
+    graph_hash = store.read("r1")[0].data.graph_hash  # type: ignore[union-attr]
+    api._COMPILED.clear()  # what a fresh process has
+    body = store.get_graph(graph_hash) + b" "
+    with closing(sqlite3.connect(store.path)) as db, db:
+        db.execute("UPDATE graphs SET body = ? WHERE graph_hash = ?", (body, graph_hash))
+    with pytest.raises(ExecutorError, match="run 'r1': the stored graph does not hash"):
+        resume("r1", store=store)
+
+
+def test_a_stored_graph_that_is_not_valid_is_refused_by_name(store: SQLiteStore) -> None:
+    # Bytes that hash as recorded but are no compiled graph (an edge to a missing node).
+    body = encode({"id": "g", "nodes": [], "edges": [{"from": "a", "to": "b"}]})
+    store.put_graph(digest(body), body)
+    api._COMPILED.clear()
+    not_valid = r"(?s)run 'r9': the stored graph is not valid: .*edge from 'a' is not a node"
+    with pytest.raises(ExecutorError, match=not_valid):
+        api._graph_by_hash(store, digest(body), "r9")

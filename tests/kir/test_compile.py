@@ -17,9 +17,11 @@ from kir import (
     Node,
     check_graph,
     compile_graph,
+    load_compiled,
     normalize,
     parse_graph,
 )
+from substrate.codec import digest, encode
 
 
 @pytest.fixture
@@ -176,3 +178,47 @@ def test_gc_pause_is_safe_across_threads() -> None:
     release.set()
     t.join()
     assert gc.isenabled()
+
+
+# ---- load_compiled: a stored graph parsed and frozen without a second check ------------------
+
+
+def assert_same_compiled(loaded: CompiledGraph, compiled: CompiledGraph) -> None:
+    """Every field of the two compiled graphs is equal, embedded graphs included."""
+    assert loaded.graph_hash == compiled.graph_hash
+    assert loaded.canonical == compiled.canonical
+    assert loaded.graph == compiled.graph
+    for name in ("order", "entry"):
+        assert getattr(loaded, name) == getattr(compiled, name), name
+    for name in (
+        "index", "nodes", "predecessors", "successors", "in_edges", "out_edges", "bindings",
+        "tools",
+    ):  # fmt: skip
+        assert dict(getattr(loaded, name)) == dict(getattr(compiled, name)), name
+    assert list(loaded.subgraphs) == list(compiled.subgraphs)
+    for key, sub in compiled.subgraphs.items():
+        assert_same_compiled(loaded.subgraphs[key], sub)
+
+
+def test_load_compiled_equals_a_compile(compiled: CompiledGraph) -> None:
+    assert compiled.subgraphs  # the cases that nest
+    assert any(n.kind == "map" for n in compiled)
+    assert_same_compiled(load_compiled(compiled.canonical), compiled)
+
+
+def test_load_compiled_takes_the_bytes_as_given(compiled: CompiledGraph) -> None:
+    loaded = load_compiled(compiled.canonical)
+    assert loaded.canonical is compiled.canonical  # not encoded again
+    assert loaded.graph_hash == digest(compiled.canonical)
+
+
+def test_load_compiled_compiles_in_full_what_does_not_freeze(data: dict[str, Any]) -> None:
+    data["edges"].append({"from": "fmt", "to": "nowhere"})
+    with pytest.raises(GraphInvalid, match="nowhere"):
+        load_compiled(encode(data))
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b"[1, 2]"])
+def test_load_compiled_refuses_bytes_that_are_not_a_graph(body: bytes) -> None:
+    with pytest.raises(GraphInvalid):
+        load_compiled(body)

@@ -11,7 +11,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kir import Graph, KirError, compile_graph, parse_graph
+from kir import Graph, KirError, compile_graph, load_compiled, parse_graph
+from tests.kir.test_compile import assert_same_compiled
 
 Data = dict[str, Any]
 
@@ -283,3 +284,11 @@ def test_arbitrary_bytes_raise_only_kir_errors(raw: bytes) -> None:
 
 def test_base_of_mutations_is_valid() -> None:
     compile_graph(parse_graph(_BASE))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_graphs())
+def test_a_stored_graph_loads_as_it_compiled(data: Data) -> None:
+    # What the executor does with a run's stored graph: parse and freeze, no second check.
+    compiled = compile_graph(parse_graph(data))
+    assert_same_compiled(load_compiled(compiled.canonical), compiled)
