@@ -15,7 +15,9 @@ Two callables: ``inc`` is a plain function, which the engine runs in a worker th
 thread hop). When a plain function is chained, each round also times a bare round trip
 of it through a worker thread, 1,000 times, outside any engine and any event loop (the
 ``hop`` line, and ``thread_hop_us`` on the sync lines): what handing work to another
-thread and taking its result back costs on this machine.
+thread and taking its result back costs on this machine. On Linux the ``hop`` line also
+gives ``us_per_round_trip_one_cpu``, the same round trip with both threads on one CPU:
+the difference is what waking a thread on the other core costs here.
 
 In the same run, interleaved with the engine runs, a ``plain`` loop does what one
 step of the chain must do at the least: BEGIN IMMEDIATE, INSERT the two events of a
@@ -40,6 +42,7 @@ import argparse
 import asyncio
 import inspect
 import json
+import os
 import sqlite3
 import statistics
 import sys
@@ -135,6 +138,23 @@ def hop_loop(fn: str, n: int) -> float:
     return dt / n * 1e6
 
 
+def hop_loop_one_cpu(fn: str, n: int) -> float | None:
+    """:func:`hop_loop` with the calling thread and the worker on one CPU (Linux only).
+
+    Both threads then wake each other on the same core. Set against :func:`hop_loop`, it
+    shows how much of a round trip is the machine's cost of waking a thread on the other
+    core. Only this thread is pinned, for the measurement, and then let go.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})  # 0: this thread; the pool's worker inherits it
+    try:
+        return hop_loop(fn, n)
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 def engine_run(graph: CompiledGraph, store: EventStore) -> tuple[float, int, int]:
     """Wall seconds of ``arun``, commits, events."""
     t = time.perf_counter()
@@ -175,10 +195,14 @@ def main() -> None:
     plain: dict[tuple[str, int], list[float]] = {}
     runs: dict[tuple[str, int, str], list[tuple[float, int, int]]] = {}
     hops: dict[str, list[float]] = {}
+    hops_one_cpu: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for fn in sync_fns:
                 hops.setdefault(fn, []).append(hop_loop(fn, HOPS))
+                one_cpu = hop_loop_one_cpu(fn, HOPS)
+                if one_cpu is not None:
+                    hops_one_cpu.setdefault(fn, []).append(one_cpu)
             for kind, n in cases:
                 d = Path(tmp) / f"{r}-{kind}-{n}"
                 d.mkdir()
@@ -212,6 +236,11 @@ def main() -> None:
                 "rounds": args.rounds,
                 "us_per_round_trip": round(statistics.median(values), 2),
                 "round_us": sorted(round(v, 1) for v in values),
+                **(
+                    {"us_per_round_trip_one_cpu": round(statistics.median(hops_one_cpu[fn]), 2)}
+                    if fn in hops_one_cpu
+                    else {}
+                ),
             }
         )
     for (kind, n, fn), results in runs.items():

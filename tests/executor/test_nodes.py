@@ -209,6 +209,61 @@ def test_plain_functions_run_in_worker_threads_exactly_as_through_run_code(
         assert done_first[last][1] == waited[last] == with_ctx[last], last
 
 
+def test_the_loop_thread_waits_briefly_for_plain_functions_then_leaves_it_to_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With only worker threads running, the loop's thread blocks on them for at most
+    ``thread_wait_s``: a call that returns within it is taken at once, a longer one is
+    handed to the loop; with 0 the thread never blocks. The log is the same either way."""
+    from concurrent import futures
+
+    from executor import schedule
+    from substrate import MemoryStore
+
+    to_loop: list[str] = []
+    threads_to_tasks = schedule.Engine._threads_to_tasks
+
+    def counted_to_tasks(self: schedule.Engine) -> None:
+        to_loop.extend(self._threads)
+        fns.RELEASE.set()  # held() can return only once the loop has taken the wait over
+        threads_to_tasks(self)
+
+    blocked: list[float] = []
+    futures_wait = futures.wait
+
+    def counted_wait(fs: Any, timeout: float | None = None, return_when: str = "") -> Any:
+        blocked.append(timeout or 0.0)
+        return futures_wait(fs, timeout, return_when)
+
+    monkeypatch.setattr(schedule.Engine, "_threads_to_tasks", counted_to_tasks)
+    monkeypatch.setattr(schedule.futures, "wait", counted_wait)
+
+    def bodies(graph: Graph, wait_s: float) -> list[bytes]:
+        store = MemoryStore()
+        options = EngineOptions(thread_wait_s=wait_s)
+        res = run(
+            graph, {"x": 0}, store=store, clock=StepClock(), run_id="r", seed="5e", options=options
+        )
+        assert res.status == "completed", res.error
+        return store.read_sealed("r").bodies
+
+    # A bound far above any step: every call returns within it; none goes to the loop.
+    longer = bodies(chain(20), 30.0)
+    assert (len(blocked), to_loop) == (20, [])
+    assert set(blocked) == {30.0}
+    # 0: the loop's thread never blocks on a worker.
+    blocked.clear()
+    assert bodies(chain(20), 0.0) == longer
+    assert blocked == []
+    # A call still running when the wait ends is handed to the loop, and completes there.
+    blocked.clear()
+    to_loop.clear()
+    fns.RELEASE.clear()
+    held = Graph(nodes=[code("h", "held", {"x": "$input.x"})], output="h")
+    bodies(held, 0.001)
+    assert (blocked, to_loop) == ([0.001], ["h"])
+
+
 def test_a_plain_function_runs_in_a_worker_thread_with_the_callers_context(
     store: SQLiteStore,
 ) -> None:
