@@ -4,9 +4,10 @@ Usage: python bench/chaos.py [--kills 1000] [--seed N] [--max-delay 0.5]
 
 Each kill lands at a random moment of a run; a fresh process resumes it, and every
 finished run is checked exactly as the CI chaos test does (output equal to an
-uninterrupted run, no call recorded twice, every recorded call billed, re-billing only
-for kills between a provider's answer and its commit, non-idempotent tools at most
-once, interrupted ones turned into unknown-outcome gates). Prints one JSON line.
+uninterrupted run, no call recorded twice, the provider's bills exactly the recorded
+calls plus those a killed worker had answered and not yet committed, non-idempotent
+tools at most once, interrupted ones turned into unknown-outcome gates, and the run
+replays byte for byte). Prints one JSON line.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ Asserted, for a >=100-node mixed graph (llm, agents with tool calls, a map fan-o
 router, code, idempotent and non-idempotent tools):
 
 * the final output equals an uninterrupted run's;
-* every model call recorded in the final log was billed, and a call was billed again
-  only when its process was killed between the provider's answer and the commit of
-  ``model.called`` (the answer then existed only in the dead process): such calls are
-  counted and can be at most one per kill;
+* the calls the provider billed (its side file) are exactly the ``model.called`` events
+  of the final log, each once, plus the calls found at each kill billed by the killed
+  worker and not in the log: answered and not yet committed, so the answer died with the
+  process and the resumed run asked again (at most one per call in flight);
 * each non-idempotent tool ran at most once, and every call interrupted between
   ``tool.requested`` and ``tool.returned`` became an ``unknown-outcome`` gate.
 
