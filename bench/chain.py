@@ -180,7 +180,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--sizes", type=_ints, default=[1_000, 10_000], help="chain lengths")
     ap.add_argument(
-        "--strict-sizes", type=_ints, default=[1_000], help="chain lengths under strict"
+        "--strict-sizes", type=_ints, default=[1_000, 10_000], help="chain lengths under strict"
     )
     ap.add_argument("--fns", default="inc,ainc", help="bench.fns callables to chain")
     ap.add_argument("--rounds", type=int, default=3)

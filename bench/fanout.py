@@ -8,9 +8,8 @@ not timed) on a fresh store:
 
 * ``map``: ``src -> gap -> m -> join``. ``src`` returns ``[0..N-1]``; ``m`` is a ``map``
   over it with an inline ``code`` body (``max_concurrency`` = N, and the engine's too);
-  ``join`` sums the list. ``gap`` is there because a map started in the same step as
-  the node whose (blob-sized) output it reads fails with ``BlobMissing`` (an engine bug,
-  see the bench's report); with ``gap`` the list is committed before the map reads it.
+  ``join`` sums the list. ``gap``, an async step between ``src`` and the map, keeps the
+  shape the same as ``bench/resume.py``'s and ``bench/replay.py``'s map shape.
 * ``parallel``: ``src -> b0..b{N-1} -> sink``: N ``code`` nodes in parallel between a
   source and a sink that takes all N outputs.
 

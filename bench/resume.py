@@ -76,7 +76,7 @@ def map_graph(n: int) -> Graph:
     m = Node(id="m", config=MapConfig(over="src", node=body, max_concurrency=10_000))
     nodes = [
         _code("src", "items", n=n),
-        _code("gap", "ainc", {"x": "$input.x"}),  # see bench/fanout.py on why
+        _code("gap", "ainc", {"x": "$input.x"}),  # one async step before the map
         m,
         _code("join", "atotal", {"xs": "m"}),
     ]

@@ -203,6 +203,22 @@ class NodeContext:
             gate = state.gates[data.gate]
         return gate
 
+    def _bound(self, gate: Gate, index: int, tool: str, args_hash: str) -> None:
+        """Refuse a tool call that is not the one its gate was opened for.
+
+        A gate (and so its decision) is bound to the exact tool and args hash of the call
+        that opened it. The same call index asking for another tool or other args (the
+        node's code or inputs changed since) must not run under that decision."""
+        opened = gate.opened
+        if opened.tool is None or (opened.tool, opened.args_hash) == (tool, args_hash):
+            return
+        what = "tool" if opened.tool != tool else "args"
+        raise NodeError(
+            f"node {self.key!r}: gate {gate.id!r} is bound to tool {opened.tool!r} with args "
+            f"hash {str(opened.args_hash)[:12]}, but call {index} now asks "
+            f"for tool {tool!r} with args hash {args_hash[:12]} (other {what}); it is refused"
+        )
+
     def _decided(self, gate: Gate) -> Decision:
         d = gate.decided
         if d is None:
@@ -291,6 +307,7 @@ class NodeContext:
                 ),
                 plain,
             )
+            self._bound(gate, index, name, args_hash)
             decision = self._decided(gate)
             if decision.decision == "reject":
                 by = f" by {decision.by}" if decision.by else ""
@@ -317,6 +334,7 @@ class NodeContext:
                     ),
                     plain,
                 )
+                self._bound(gate, index, name, args_hash)
                 decision = self._decided(gate)
                 if decision.decision == "reject":
                     return ToolResult(decision.answer)

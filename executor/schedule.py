@@ -78,12 +78,38 @@ __all__ = [
     "BudgetStop",
     "NodeTimeout",
     "EXECUTOR_FLAGS",
+    "SUPPORTED_FLAGS",
     "backoff_us",
+    "check_flags",
 ]
 
 #: Behaviour flags recorded in every run's log header; replay runs an old log with the
 #: behaviour it was recorded under.
 EXECUTOR_FLAGS: dict[str, Any] = {"engine": 1}
+#: Every value of each flag this engine can run: the behaviours it keeps. A header that
+#: lacks a flag means its oldest behaviour (the first value here).
+SUPPORTED_FLAGS: dict[str, tuple[Any, ...]] = {"engine": (1,)}
+
+
+def check_flags(run_id: str, header: LogHeader | None) -> None:
+    """Refuse a run recorded under engine behaviour this engine does not have.
+
+    A flag it does not know, or a value it does not keep (a newer engine's), means the
+    log was written by another Foldline: resuming would mix two behaviours in one run,
+    and a replay would report divergences that are not in the code under test.
+
+    Raises:
+        ExecutorError: naming the run, the flags it was recorded with and those this
+            engine runs.
+    """
+    flags = header.flags if header is not None else {}
+    foreign = {k: v for k, v in flags.items() if v not in SUPPORTED_FLAGS.get(k, ())}
+    if foreign:
+        raise ExecutorError(
+            f"run {run_id!r} was recorded with engine behaviour flags {foreign} that this "
+            f"Foldline does not have (it runs {SUPPORTED_FLAGS}); resume or replay it with "
+            f"the Foldline that recorded it"
+        )
 
 
 class BudgetStop(ExecutorError):
@@ -529,6 +555,7 @@ class Engine:
         header: LogHeader | None = None,
     ) -> None:
         """Record ``run.started`` and run."""
+        check_flags(self.run_id, header)
         blobs: dict[str, bytes] = {}
         self.emit(
             None,
@@ -550,6 +577,7 @@ class Engine:
         """Take the run over after another process stopped, and run it."""
         if self.state.terminal:
             return
+        check_flags(self.run_id, self.state.header)
         worker = self.options.worker or f"{socket.gethostname()}:{os.getpid()}"
         self.emit(None, RunResumed(worker=worker))
         await self.drive()

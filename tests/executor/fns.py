@@ -64,12 +64,25 @@ TRACE: ContextVar[str] = ContextVar("TRACE", default="unset")
 
 #: Holds :func:`held` until a test sets it.
 RELEASE = threading.Event()
+#: The threads :func:`held` runs in, as it starts; a test clears it.
+HELD: list[threading.Thread] = []
+_HELD_RUNNING = threading.Condition()
 
 
 def held(x: Any = None) -> str:
     """A plain function that runs until the test lets it go (at most 30 s)."""
+    with _HELD_RUNNING:
+        HELD.append(threading.current_thread())
+        _HELD_RUNNING.notify_all()
     RELEASE.wait(30)
     return "released"
+
+
+def boom_once_held(x: Any = None) -> None:
+    """:func:`boom`, once :func:`held` is running (at most 30 s)."""
+    with _HELD_RUNNING:
+        _HELD_RUNNING.wait_for(lambda: HELD, 30)
+    boom()
 
 
 def where(x: Any = None) -> dict[str, str]:
@@ -162,3 +175,13 @@ def nonfinite(x: Any = None) -> dict[str, Any]:
 
 async def anonfinite(x: Any = None) -> dict[str, Any]:
     return {"ok": x, "scores": [1.5, float("nan")]}
+
+
+#: The tool call :func:`call_named_tool` makes; a test changes it between run and resume.
+TOOL_CALL: list[Any] = ["apply", {"replicas": 3}]
+
+
+async def call_named_tool(ctx: Any) -> Any:
+    name, args = TOOL_CALL
+    result = await ctx.call_tool(name, args)
+    return result.value if result.error is None else result.error.type

@@ -1,13 +1,59 @@
-"""Random valid graphs of mixed node kinds, for property and chaos tests."""
+"""Random valid graphs of mixed node kinds, and a scripted model for them, for property
+and chaos tests."""
 
 from __future__ import annotations
+
+import asyncio
 
 from hypothesis import strategies as st
 
 from kir import Edge, Graph, Node, ToolSpec
-from kir.schema import CodeConfig, LlmConfig, MapConfig, RouterConfig, ToolConfig
+from kir.schema import (
+    AgentConfig,
+    CodeConfig,
+    LlmConfig,
+    MapConfig,
+    RouterConfig,
+    SubgraphConfig,
+    ToolConfig,
+)
+from substrate import CallKey, MockModel, MockReply, ModelRequest, ModelResponse
 
-KINDS = ("code", "code", "code", "llm", "router", "map", "tool")
+KINDS = ("code", "code", "code", "llm", "router", "map", "tool", "agent", "subgraph")
+
+#: The graph a ``subgraph`` node runs: two ``code`` nodes in a chain over its input.
+SUB = Graph(
+    id="sub",
+    nodes=[
+        Node(
+            id="s0", config=CodeConfig(function="tests.executor.fns:mix"), inputs={"x": "$input.x"}
+        ),
+        Node(id="s1", config=CodeConfig(function="tests.executor.fns:mix"), inputs={"x": "s0"}),
+    ],
+    edges=[Edge("s0", "s1")],
+    output="s1",
+)
+
+
+class ScriptedModel(MockModel):
+    """Answers drawn by a test, after a drawn number of event-loop turns (so concurrent
+    calls finish in varying orders). An agent's first call asks for the ``echo`` tool
+    with an answer as its argument; its later calls, and every other call, answer text."""
+
+    def __init__(self, answers: list[str], turns: list[int]) -> None:
+        def script(req: ModelRequest, key: CallKey) -> MockReply | str:
+            answer = answers[(len(key.node) + key.index) % len(answers)]
+            if req.tools and key.index == 0:
+                return MockReply(tool_calls=[("echo", {"v": answer})])
+            return answer
+
+        super().__init__(script)
+        self._turns = turns
+
+    async def complete(self, request: ModelRequest, key: CallKey) -> ModelResponse:
+        for _ in range(self._turns[(len(key.node) * 7 + key.index) % len(self._turns)]):
+            await asyncio.sleep(0)
+        return await super().complete(request, key)
 
 
 def build(kinds: list[str], edges: set[tuple[int, int]], when: dict[tuple[int, int], str]) -> Graph:
@@ -36,6 +82,13 @@ def build(kinds: list[str], edges: set[tuple[int, int]], when: dict[tuple[int, i
                 ),
                 max_concurrency=2,
             )
+        elif kind == "agent":
+            cfg = AgentConfig(
+                model="mock:m", instructions=f"use echo on {{{first}}}", tools=["echo"]
+            )
+        elif kind == "subgraph":
+            inputs = {"x": f"n{preds[j][0]}" if preds[j] else "$input.x"}
+            cfg = SubgraphConfig(graph="sub")
         else:
             cfg = ToolConfig(tool="echo", args={"v": f"{{{first}}}"})
         nodes.append(Node(id=nid, config=cfg, inputs=inputs))
@@ -43,7 +96,12 @@ def build(kinds: list[str], edges: set[tuple[int, int]], when: dict[tuple[int, i
     for i, j in sorted(edges):
         label = when.get((i, j)) if kinds[i] == "router" else None
         graph_edges.append(Edge(f"n{i}", f"n{j}", when=label))
-    return Graph(nodes=nodes, edges=graph_edges, tools=[ToolSpec(name="echo", idempotent=True)])
+    return Graph(
+        nodes=nodes,
+        edges=graph_edges,
+        tools=[ToolSpec(name="echo", idempotent=True)],
+        subgraphs=[SUB] if "subgraph" in kinds else [],
+    )
 
 
 @st.composite

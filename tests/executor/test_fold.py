@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import given, settings
@@ -18,18 +18,9 @@ from executor.frontier import frontier_from_scratch
 from executor.schedule import EngineOptions
 from kir import Edge, Graph, Node, compile_graph
 from kir.schema import MapConfig, SubgraphConfig
-from substrate import CallKey, MockModel, SQLiteStore, StepClock
-from substrate.events import Event, Head, Inline, NodeCompleted, seal
-from tests.executor.randgraph import graphs
-
-
-def _jittered_model(seed: int) -> MockModel:
-    def latency(key: CallKey) -> float:
-        return (hash((seed, key.node, key.index)) % 7) * 0.0003
-
-    return MockModel(
-        lambda req, key: f"{key.node}:{len(req.messages[-1].content)}", latency=latency
-    )
+from substrate import MockModel, SQLiteStore, StepClock
+from substrate.events import Event, EventData, Head, Inline, NodeCompleted, seal
+from tests.executor.randgraph import ScriptedModel, graphs
 
 
 async def _echo(v: Any) -> Any:
@@ -37,7 +28,9 @@ async def _echo(v: Any) -> Any:
     return v
 
 
-def _record(graph: Graph, x: int, items: list[int], seed: int) -> tuple[Any, list[Event], Any]:
+def _record(
+    graph: Graph, x: int, items: list[int], seed: int, model: MockModel
+) -> tuple[Any, list[Event], Any]:
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "runs.db")
         try:
@@ -53,7 +46,7 @@ def _record(graph: Graph, x: int, items: list[int], seed: int) -> tuple[Any, lis
                 engine = Engine(
                     store,
                     state,
-                    model=_jittered_model(seed),
+                    model=model,
                     tools=__import__("substrate").PythonTools({"echo": _echo}),
                     clock=StepClock(),
                     options=EngineOptions(max_concurrency=4),
@@ -77,17 +70,19 @@ def _check_frontier(state: RunState) -> None:
     assert fr.ready_set() == frontier_from_scratch(fr.scopes, done, skipped, started)
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(
     graph=graphs(),
     x=st.integers(0, 50),
     items=st.lists(st.integers(0, 9), max_size=4),
     seed=st.integers(0, 2**16),
+    answers=st.lists(st.text("abcxyz ", min_size=1, max_size=12), min_size=1, max_size=4),
+    turns=st.lists(st.integers(0, 5), min_size=1, max_size=6),
 )
 def test_fold_of_the_log_read_back_equals_the_live_state(
-    graph: Graph, x: int, items: list[int], seed: int
+    graph: Graph, x: int, items: list[int], seed: int, answers: list[str], turns: list[int]
 ) -> None:
-    compiled, log, live = _record(graph, x, items, seed)
+    compiled, log, live = _record(graph, x, items, seed, ScriptedModel(answers, turns))
     assert live.status == "completed", live.error
     folded = RunState(compiled, "r")
     for event in log:
@@ -110,6 +105,19 @@ def test_fold_refuses_out_of_order_and_unknown_events() -> None:
     skipped, _, _ = seal(Head(5, None), [(0, None, NodeCompleted(Inline(1)))])
     with pytest.raises(FoldError, match="event seq 5 applied where seq 0 was expected"):
         RunState(compiled, "r").apply(skipped[0])
+
+    unknown = Event(0, 0, Unheard.KIND, None, Unheard(), None)
+    message = r"^run 'r' seq 0: no fold for event kind 'run\.unheard'$"
+    with pytest.raises(FoldError, match=message):
+        RunState(compiled, "r").apply(unknown)
+    with pytest.raises(FoldError, match=message):
+        RunState(compiled, "r").apply_all([unknown])
+
+
+class Unheard(EventData, frozen=True):
+    """An event kind the fold has no handler for."""
+
+    KIND: ClassVar[str] = "run.unheard"
 
 
 def test_instances_are_a_view_of_the_places_reached() -> None:

@@ -22,8 +22,9 @@ from kir.schema import (
     ToolConfig,
     WaitConfig,
 )
-from substrate import MockModel, MockReply, SQLiteStore, StepClock
-from substrate.events import ModelCalled, NodeStarted, ToolRequested
+from substrate import CallKey, MockModel, MockReply, ModelRequest, SQLiteStore, StepClock
+from substrate.codec import hash_value
+from substrate.events import ModelCalled, NodeFailed, NodeStarted, ToolRequested
 from tests.executor import fns
 from tests.executor.helpers import chain, code, item_map
 
@@ -292,19 +293,22 @@ def test_a_run_that_ends_around_a_running_plain_function_does_not_wait_for_it(
     import threading
 
     fns.RELEASE.clear()
-    graph = Graph(nodes=[code("h", "held", {"x": "$input.x"}), code("b", "boom", {})])
+    fns.HELD.clear()
+    graph = Graph(nodes=[code("h", "held", {"x": "$input.x"}), code("b", "boom_once_held", {})])
     try:
         res = run(graph, {"x": 1}, store=store)
-        workers = [t for t in threading.enumerate() if t.name.startswith("foldline-code")]
         assert res.status == "failed"
         assert "boom" in str(res.error)
-        assert [t.is_alive() for t in workers] == [True]  # still in held()
+        (in_held,) = fns.HELD
+        assert in_held.name.startswith("foldline-code")
+        assert in_held.is_alive()  # the run did not wait for it
         assert not [e for e in store.read(res.run_id) if e.node == "h" and e.kind != "node.started"]
     finally:
         fns.RELEASE.set()
-    for t in workers:
-        t.join(30)
-        assert not t.is_alive()
+    for t in threading.enumerate():
+        if t.name.startswith("foldline-code"):
+            t.join(30)
+            assert not t.is_alive()
 
 
 @pytest.mark.parametrize("fn", ["nonfinite", "anonfinite"])
@@ -590,6 +594,12 @@ def test_tool_node_and_idempotency_key(store: SQLiteStore) -> None:
     assert res.status == "completed"
     (req,) = [e.data for e in store.read(res.run_id) if isinstance(e.data, ToolRequested)]
     assert keys == [req.idempotency_key]
+    # hash(run, node instance, call index): another run gets another key for the same call.
+    assert req.idempotency_key == hash_value([res.run_id, "pay", 0])
+    again = run(g, {"a": 5}, store=store, tools={"charge": charge})
+    assert keys == [req.idempotency_key, hash_value([again.run_id, "pay", 0])]
+    assert again.run_id != res.run_id
+    assert len(set(keys)) == 2
 
 
 def test_tool_failure_fails_the_node(store: SQLiteStore) -> None:
@@ -746,6 +756,31 @@ def test_retries_with_backoff_then_fail(store: SQLiteStore) -> None:
     assert started == [1, 2, 3]
 
 
+def test_exponential_backoff_waits_durably_between_attempts(store: SQLiteStore) -> None:
+    """Each retry waits ``initial * multiplier ** (n - 1)`` (capped) on a durable timer:
+    the run is ``waiting`` in between, a process that resumes it early runs nothing, and
+    one that resumes it once the timer is due runs the next attempt. It replays."""
+    policy = RetryPolicy(max_attempts=4, initial_delay_s=3600, multiplier=2, max_delay_s=10_000)
+    g = Graph(nodes=[code("b", "boom", retry=policy)])
+    res = run(g, store=store, run_id="r", clock=StepClock(step=1))
+
+    def attempts() -> list[int]:
+        return [e.data.attempt for e in store.read("r") if isinstance(e.data, NodeStarted)]
+
+    for n, delay_s in enumerate((3600, 7200, 10_000), start=1):  # the third is capped
+        assert (res.status, res.waiting_on) == ("waiting", ["backoff"])
+        failed = [e for e in store.read("r") if isinstance(e.data, NodeFailed)][-1]
+        assert (failed.data.attempt, failed.data.retry_at) == (n, failed.at + delay_s * 10**6)
+        early = resume("r", store=store, clock=StepClock(start=failed.at + 10**6, step=1))
+        assert (early.status, attempts()) == ("waiting", list(range(1, n + 1)))
+        res = resume("r", store=store, clock=StepClock(start=failed.data.retry_at, step=1))
+    assert res.status == "failed"
+    assert attempts() == [1, 2, 3, 4]
+    last = [e.data for e in store.read("r") if isinstance(e.data, NodeFailed)][-1]
+    assert (last.attempt, last.retry_at) == (4, None)
+    assert replay(store, "r").events == len(store.read("r"))
+
+
 def test_long_backoff_leaves_the_run_waiting(store: SQLiteStore) -> None:
     g = Graph(nodes=[code("b", "boom", retry=RetryPolicy(max_attempts=2, initial_delay_s=3600))])
     res = run(g, store=store)
@@ -898,3 +933,53 @@ def test_map_items_outputs_in_the_blob_store_are_read_back(store: SQLiteStore) -
     assert engine.value_of("m") == want
     assert engine._composite_output("m") == want
     assert engine.value_of("m[9]/b") is None  # no such item
+
+
+def test_each_call_is_committed_before_it_goes_out(tmp_path: Path) -> None:
+    """When the provider is asked, ``model.requested`` is on disk (another handle reads
+    it); when a tool runs, ``tool.requested`` is, written with an fsync (``durable``)."""
+    store = SQLiteStore(tmp_path / "runs.db")
+    seen: list[tuple[str, str | None]] = []
+
+    def last_committed() -> tuple[str, str | None]:
+        with SQLiteStore(store.path) as other:
+            last = other.read("r")[-1]
+        return last.kind, last.node
+
+    class Watching(MockModel):
+        async def complete(self, request: ModelRequest, key: CallKey) -> Any:
+            seen.append(last_committed())
+            return await super().complete(request, key)
+
+    durable: list[tuple[list[str], bool]] = []
+    append = store.append
+
+    def watched_append(*args: Any, **kwargs: Any) -> Any:
+        durable.append(([e.kind for e in args[2]], kwargs.get("durable", False)))
+        return append(*args, **kwargs)
+
+    store.append = watched_append  # type: ignore[method-assign]
+
+    def apply(replicas: int) -> str:
+        seen.append(last_committed())
+        return "applied"
+
+    g = Graph(
+        nodes=[
+            Node(id="ask", config=LlmConfig(model="mock:m", prompt="how many?")),
+            Node(
+                id="act", config=ToolConfig(tool="apply", args={"replicas": 3}), inputs={"a": "ask"}
+            ),
+        ],
+        edges=[Edge("ask", "act")],
+        tools=[ToolSpec(name="apply")],
+        output="act",
+    )
+    try:
+        res = run(g, store=store, run_id="r", model=Watching(["3"]), tools={"apply": apply})
+    finally:
+        store.close()
+    assert res.status == "completed", res.error
+    assert seen == [("model.requested", "ask"), ("tool.requested", "act")]
+    (with_request,) = [d for kinds, d in durable if "tool.requested" in kinds]
+    assert with_request is True

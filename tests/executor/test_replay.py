@@ -8,8 +8,8 @@ then replays the log read back from the store.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,15 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from executor import api
-from executor.errors import NondeterminismError, RunNotFound
+from executor.errors import ExecutorError, NondeterminismError, RunNotFound
 from executor.replay import diff, first_difference, fork, replay
-from executor.schedule import EngineOptions
+from executor.schedule import EXECUTOR_FLAGS, SUPPORTED_FLAGS, EngineOptions
 from kir import Edge, Graph, Node
 from kir.compile import compile_graph
 from kir.schema import CodeConfig, LlmConfig
-from substrate.events import Event, Head, Inline, NodeCompleted, RunStarted, seal
+from substrate.events import Event, Head, Inline, LogHeader, NodeCompleted, RunStarted, seal
 from substrate.mock import MockModel, StepClock
-from substrate.ports import CallKey, ModelRequest, ModelResponse
 from substrate.stores.memory import MemoryStore
 from substrate.stores.sqlite import SQLiteStore
 from tests.executor import randgraph
@@ -52,19 +51,6 @@ class KillingStore(MemoryStore):
                 raise Killed()
             self.left -= 1
         return super().append(run_id, expected_seq, events, **kw)
-
-
-class Jittered(MockModel):
-    """Scripted answers after a scripted number of event-loop turns."""
-
-    def __init__(self, answers: list[str], turns: list[int]) -> None:
-        super().__init__(lambda req, key: answers[(len(key.node) + key.index) % len(answers)])
-        self._turns = turns
-
-    async def complete(self, request: ModelRequest, key: CallKey) -> ModelResponse:
-        for _ in range(self._turns[(len(key.node) * 7 + key.index) % len(self._turns)]):
-            await asyncio.sleep(0)
-        return await super().complete(request, key)
 
 
 def _echo(v: Any) -> Any:
@@ -101,7 +87,7 @@ def test_any_recorded_run_replays_byte_identically(
             graph,
             {"x": x, "items": [1, 2, 3]},
             store=store,
-            model=Jittered(answers, turns),
+            model=randgraph.ScriptedModel(answers, turns),
             tools=tools,
             clock=clock,
             run_id="r",
@@ -110,7 +96,13 @@ def test_any_recorded_run_replays_byte_identically(
     for k in [*kills[1:], None]:
         store.left = k
         with contextlib.suppress(Killed):
-            api.resume("r", store=store, model=Jittered(answers, turns), tools=tools, clock=clock)
+            api.resume(
+                "r",
+                store=store,
+                model=randgraph.ScriptedModel(answers, turns),
+                tools=tools,
+                clock=clock,
+            )
     store.left = None
     report = replay(store, "r")
     assert report.events == store.head("r").next_seq
@@ -351,3 +343,83 @@ def test_a_run_imported_or_forked_under_another_id_still_replays(tmp_path: Any) 
     assert keys == [
         e.data.idempotency_key for e in store.read("orig") if e.kind == "tool.requested"
     ]  # type: ignore[attr-defined]
+
+
+def _started_under(flags: dict[str, Any] | None) -> MemoryStore:
+    """A store holding run 'r' of a 2-node chain: only its run.started, whose header
+    carries ``flags`` (None: no header written at all, as in the oldest logs)."""
+    store = MemoryStore()
+    compiled = compile_graph(chain(2))
+    store.put_graph(compiled.graph_hash, compiled.canonical)
+    data = RunStarted(graph_hash=compiled.graph_hash, inputs=Inline({"x": 0}), seed="5e")
+    if flags is not None:
+        data = msgspec.structs.replace(data, header=LogHeader(flags=flags))
+    events, bodies, _ = seal(Head(0, None), [(1_700_000_000_000_000, None, data)])
+    store.append("r", 0, events, bodies=bodies)
+    return store
+
+
+@pytest.mark.parametrize("flags", [{"engine": 2}, {"engine": 1, "streaming": True}])
+def test_a_run_recorded_under_engine_behaviour_this_engine_lacks_is_refused(
+    flags: dict[str, Any],
+) -> None:
+    store = _started_under(flags)
+    foreign = {k: v for k, v in flags.items() if (k, v) != ("engine", 1)}
+    message = (
+        f"run 'r' was recorded with engine behaviour flags {foreign} that this Foldline "
+        f"does not have (it runs {SUPPORTED_FLAGS}); resume or replay it with the Foldline "
+        "that recorded it"
+    )
+    with pytest.raises(ExecutorError, match=f"^{re.escape(message)}$"):
+        api.resume("r", store=store)
+    with pytest.raises(ExecutorError, match=re.escape(message)):
+        replay(store, "r")
+    assert len(store.read("r")) == 1  # nothing was written
+
+
+@pytest.mark.parametrize("flags", [None, {}, dict(EXECUTOR_FLAGS)])
+def test_a_header_lacking_a_flag_runs_the_oldest_behaviour(flags: dict[str, Any] | None) -> None:
+    assert all(v in SUPPORTED_FLAGS[k] for k, v in EXECUTOR_FLAGS.items())
+    store = _started_under(flags)
+    res = api.resume("r", store=store)
+    assert (res.status, res.output) == ("completed", 2)
+    assert replay(store, "r").events == len(store.read("r"))
+
+
+def test_diff_names_a_changed_route_and_what_it_skipped() -> None:
+    from kir.schema import RouterConfig
+
+    g = Graph(
+        nodes=[
+            Node(
+                id="r",
+                config=RouterConfig(labels=["hi", "lo"], condition="'hi' if x > 5 else 'lo'"),
+                inputs={"x": "$input.x"},
+            ),
+            Node(
+                id="hi",
+                config=CodeConfig(function="tests.executor.fns:inc"),
+                inputs={"x": "$input.x"},
+            ),
+            Node(
+                id="lo",
+                config=CodeConfig(function="tests.executor.fns:inc"),
+                inputs={"x": "$input.x"},
+            ),
+        ],
+        edges=[Edge("r", "hi", when="hi"), Edge("r", "lo", when="lo")],
+    )
+    store = MemoryStore()
+    for run_id, x in (("a", 9), ("b", 1)):
+        api.run(g, {"x": x}, store=store, clock=StepClock(), seed="0" * 32, run_id=run_id)
+    d = diff(store, "a", "b")
+    assert d.first is not None
+    assert (d.first.seq, d.first.kind_a, d.first.path) == (
+        0,
+        "run.started",
+        "$.data.inputs.value.x",
+    )
+    changes = {c.node: c.changes for c in d.nodes}
+    assert changes["r"]["route"] == (["hi"], ["lo"])
+    assert changes["hi"]["status"] == ("completed", "skipped")
+    assert changes["lo"]["status"] == ("skipped", "completed")
