@@ -105,10 +105,11 @@ def check_flags(run_id: str, header: LogHeader | None) -> None:
     flags = header.flags if header is not None else {}
     foreign = {k: v for k, v in flags.items() if v not in SUPPORTED_FLAGS.get(k, ())}
     if foreign:
+        runs = ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in SUPPORTED_FLAGS.items())
         raise ExecutorError(
             f"run {run_id!r} was recorded with engine behaviour flags {foreign} that this "
-            f"Foldline does not have (it runs {SUPPORTED_FLAGS}); resume or replay it with "
-            f"the Foldline that recorded it"
+            f"Foldline does not have (it runs {runs}); resume or replay it with the Foldline "
+            f"that recorded it"
         )
 
 

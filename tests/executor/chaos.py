@@ -168,6 +168,9 @@ def tools(side: Path) -> dict[str, Any]:
     def notify(msg: str, idempotency_key: str) -> str:
         result = f"notified {msg}"
         _append(side / "notified", json.dumps([idempotency_key, result]))
+        if (side / HOLD).exists():  # the parent kills the worker here: done, not returned
+            (side / HELD).touch()
+            time.sleep(120)
         return result
 
     return {"lookup": lookup, "notify": notify}
@@ -177,6 +180,10 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Handlers a worker runs at once: at most this many model calls are answered and not yet
 #: committed when it is killed.
 MAX_MODEL_CALLS_IN_FLIGHT = 8
+#: While this file is in a run's side directory, ``notify`` holds after its side effect
+#: and touches ``HELD``: the parent kills the worker there, where the outcome is ambiguous.
+HOLD = "hold-notify"
+HELD = "held-in-notify"
 
 
 def _worker(db: Path, run_id: str, side: Path) -> subprocess.Popen[bytes]:
@@ -259,6 +266,7 @@ def run_chaos(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float = 0.5
     kills = 0
     replayed = 0
     window_rebills = 0
+    outcome_gates = 0
     runs = 0
     while kills < kills_wanted:
         runs += 1
@@ -270,15 +278,25 @@ def run_chaos(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float = 0.5
         # Calls the provider billed whose answer died with a killed worker, found at
         # each kill: billed then, and not in the log.
         in_window: Counter[str] = Counter()
+        if runs == 1:  # the first kill lands inside a non-idempotent tool, after its effect
+            (side / HOLD).touch()
         while True:
             billed_before = _billed(side)
             proc = _worker(db, run_id, side)
             assert proc.stdout is not None
             assert proc.stdout.readline() == b"ready\n"
-            # Kill at a random moment of the run (some kills land after it finished).
-            deadline = time.monotonic() + rnd.uniform(0.0, max_delay_s)
-            while time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.002)
+            if (side / HOLD).exists():
+                deadline = time.monotonic() + 60
+                while not (side / HELD).exists() and time.monotonic() < deadline:
+                    assert proc.poll() is None, "the run ended before it called notify"
+                    time.sleep(0.002)
+                assert (side / HELD).exists(), "notify was not reached within 60 s"
+                (side / HOLD).unlink()
+            else:
+                # Kill at a random moment of the run (some kills land after it finished).
+                deadline = time.monotonic() + rnd.uniform(0.0, max_delay_s)
+                while time.monotonic() < deadline and proc.poll() is None:
+                    time.sleep(0.002)
             if proc.poll() is None and kills < kills_wanted:
                 proc.send_signal(signal.SIGKILL)
                 proc.communicate(timeout=30)
@@ -301,14 +319,17 @@ def run_chaos(tmp_path: Path, *, kills: int, seed: int, max_delay_s: float = 0.5
             assert report.events == len(log), f"seed {seed}"
             replayed += 1
         window_rebills += _check_billing(log, side, in_window, killed_here, seed)
-        _check_ledger(log, side, seed)
+        outcome_gates += _check_ledger(log, side, seed)
     assert kills >= kills_wanted
+    # The first kill, inside notify after its effect, is one such call at least.
+    assert outcome_gates >= min(kills, 1), f"seed {seed}: no unknown-outcome gate"
     return {
         "seed": seed,
         "kills": kills,
         "runs": runs,
         "replayed": replayed,
         "rebilled_in_window": window_rebills,
+        "unknown_outcome_gates": outcome_gates,
     }
 
 
@@ -350,8 +371,9 @@ def _check_billing(
     return rebilled
 
 
-def _check_ledger(log: list[Any], side: Path, seed: int) -> None:
-    """Every non-idempotent call interrupted by a death became an unknown-outcome gate."""
+def _check_ledger(log: list[Any], side: Path, seed: int) -> int:
+    """Every non-idempotent call interrupted by a death became an unknown-outcome gate.
+    Returns how many did."""
     _ledger(side)  # at most once per key
     returned = {(e.node, e.data.call) for e in log if isinstance(e.data, ToolReturned)}
     outcome_gates = {
@@ -377,6 +399,7 @@ def _check_ledger(log: list[Any], side: Path, seed: int) -> None:
         gate = f"{node}#{call}.outcome"
         assert (gate in outcome_gates) == interrupted, (seed, node, call)
         assert (node, call) in returned or gate in outcome_gates, (seed, node, call)
+    return len(outcome_gates)
 
 
 def main(db: str, run_id: str, side_dir: str) -> None:

@@ -367,7 +367,7 @@ def test_a_run_recorded_under_engine_behaviour_this_engine_lacks_is_refused(
     foreign = {k: v for k, v in flags.items() if (k, v) != ("engine", 1)}
     message = (
         f"run 'r' was recorded with engine behaviour flags {foreign} that this Foldline "
-        f"does not have (it runs {SUPPORTED_FLAGS}); resume or replay it with the Foldline "
+        "does not have (it runs engine=1); resume or replay it with the Foldline "
         "that recorded it"
     )
     with pytest.raises(ExecutorError, match=f"^{re.escape(message)}$"):

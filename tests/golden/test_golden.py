@@ -78,6 +78,15 @@ def test_the_corpus_covers_every_node_kind_and_run_shape() -> None:
         '"type":"blob"',
     ):
         assert kind in every, kind
+    # a fan-out whose items completed out of index order, and whose output is in order
+    jittered = [json.loads(line) for line in logs["map-llm-jitter"].splitlines()]
+    items = [
+        int(e["node"].split("[")[1].split("]")[0])
+        for e in jittered
+        if e["kind"] == "node.completed" and "[" in e["node"]
+    ]
+    assert sorted(items) == list(range(len(items)))
+    assert items != sorted(items)
     # crash-resumed more than once, and an old schema version
     assert logs["crash-resume-many"].count("run.resumed") >= 2
     versions = {c.name: _case(c).get("schema_version") for c in CASES}
