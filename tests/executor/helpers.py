@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kir import Edge, Graph, Node
-from kir.schema import CodeConfig, MapConfig
+from kir.schema import CodeConfig, MapConfig, RouterConfig
 
 
 def code(node_id: str, fn: str, inputs: dict[str, str] | None = None, **kw: Any) -> Node:
@@ -28,3 +28,12 @@ def chain(n: int, fn: str = "inc") -> Graph:
 def item_map(body: Node, *, node_id: str = "m", over: str = "$input.items", **kw: Any) -> Node:
     """A ``map`` node over ``over`` whose items each run ``body`` (a one-node body)."""
     return Node(id=node_id, config=MapConfig(over=over, node=body, **kw))
+
+
+def hi_lo_router(node_id: str = "r") -> Node:
+    """A router on ``$input.x``: label ``hi`` above 5, else ``lo``."""
+    return Node(
+        id=node_id,
+        config=RouterConfig(labels=["hi", "lo"], condition="'hi' if x > 5 else 'lo'"),
+        inputs={"x": "$input.x"},
+    )

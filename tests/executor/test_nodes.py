@@ -26,7 +26,7 @@ from substrate import CallKey, MockModel, MockReply, ModelRequest, SQLiteStore, 
 from substrate.codec import hash_value
 from substrate.events import ModelCalled, NodeFailed, NodeStarted, ToolRequested
 from tests.executor import fns
-from tests.executor.helpers import chain, code, item_map
+from tests.executor.helpers import chain, code, hi_lo_router, item_map
 
 
 @pytest.fixture
@@ -366,11 +366,7 @@ def test_llm_output_schema_parses_json(store: SQLiteStore) -> None:
 def test_router_by_expression_skips_the_untaken_branch(store: SQLiteStore) -> None:
     g = Graph(
         nodes=[
-            Node(
-                id="r",
-                config=RouterConfig(labels=["hi", "lo"], condition="'hi' if x > 5 else 'lo'"),
-                inputs={"x": "$input.x"},
-            ),
+            hi_lo_router(),
             code("hi", "inc", {"x": "$input.x"}),
             code("lo", "double", {"x": "$input.x"}),
             code("after_lo", "inc", {"x": "lo"}),

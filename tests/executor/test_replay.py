@@ -30,7 +30,7 @@ from substrate.mock import MockModel, StepClock
 from substrate.stores.memory import MemoryStore
 from substrate.stores.sqlite import SQLiteStore
 from tests.executor import randgraph
-from tests.executor.helpers import chain
+from tests.executor.helpers import chain, code, hi_lo_router
 
 
 class Killed(BaseException):
@@ -387,25 +387,11 @@ def test_a_header_lacking_a_flag_runs_the_oldest_behaviour(flags: dict[str, Any]
 
 
 def test_diff_names_a_changed_route_and_what_it_skipped() -> None:
-    from kir.schema import RouterConfig
-
     g = Graph(
         nodes=[
-            Node(
-                id="r",
-                config=RouterConfig(labels=["hi", "lo"], condition="'hi' if x > 5 else 'lo'"),
-                inputs={"x": "$input.x"},
-            ),
-            Node(
-                id="hi",
-                config=CodeConfig(function="tests.executor.fns:inc"),
-                inputs={"x": "$input.x"},
-            ),
-            Node(
-                id="lo",
-                config=CodeConfig(function="tests.executor.fns:inc"),
-                inputs={"x": "$input.x"},
-            ),
+            hi_lo_router(),
+            code("hi", "inc", {"x": "$input.x"}),
+            code("lo", "inc", {"x": "$input.x"}),
         ],
         edges=[Edge("r", "hi", when="hi"), Edge("r", "lo", when="lo")],
     )
