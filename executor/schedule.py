@@ -160,9 +160,10 @@ class EngineOptions:
         thread_wait_s: when nothing runs but plain ``code`` functions in worker threads,
             the loop's thread blocks on them this long before it leaves the wait to the
             event loop. Most return within it, and their result is then taken without a
-            wake-up through the loop (less than half the cost of a sync step on the 2-core
-            machine of ``bench/chain.py``). Other coroutines of the caller's loop wait at
-            most this long; 0 turns it off.
+            wake-up through the loop: a sync step on the memory store, which has no
+            commit to overlap the call with, cost about 40% less with it in the runs of
+            ``docs/EXECUTOR.md``. Other coroutines of the caller's loop wait at most this
+            long; 0 turns it off.
     """
 
     max_concurrency: int = 16
