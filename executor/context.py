@@ -80,9 +80,11 @@ class Decision:
     answer: Any
 
 
-def outcome_gate_id(key: str, call: int) -> str:
-    """The id of the unknown-outcome gate of call ``call`` of instance ``key``."""
-    return f"{gate_id(key, call)}.outcome"
+def outcome_gate_id(key: str, call: int, request: int = 1) -> str:
+    """The id of the unknown-outcome gate of call ``call`` of instance ``key``: of its
+    first request, or (``.outcome.2``, …) of a later one, made to run it again."""
+    suffix = "" if request == 1 else f".{request}"
+    return f"{gate_id(key, call)}.outcome{suffix}"
 
 
 class NodeContext:
@@ -320,9 +322,10 @@ class NodeContext:
         if rec is not None and isinstance(rec.requested, ToolRequested):
             # Requested before a crash, no result recorded: did it happen?
             if not spec.idempotent:
+                asks_again = engine.behaviour >= 2
                 gate = await self._open_gate(
                     GateOpened(
-                        gate=outcome_gate_id(self.key, index),
+                        gate=outcome_gate_id(self.key, index, rec.requests if asks_again else 1),
                         reason="unknown-outcome",
                         question=(
                             f"The process stopped while tool {name!r} was running. "
@@ -338,6 +341,12 @@ class NodeContext:
                 decision = self._decided(gate)
                 if decision.decision == "reject":
                     return ToolResult(decision.answer)
+                if asks_again:
+                    # It did not happen: it is requested again before it runs again, so
+                    # that a death during this run is one more unknown outcome (its own
+                    # gate), not a second run under the same approval.
+                    await engine.before_emit(self.key)
+                    engine.emit(self.key, rec.requested)
         else:
             await engine.before_emit(self.key)
             pending: dict[str, bytes] = {}

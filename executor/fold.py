@@ -80,6 +80,9 @@ class CallRecord:
 
     requested: ModelRequested | ToolRequested | None = None
     answer: ModelCalled | ToolReturned | ClockRead | None = None
+    #: How often the call was requested: a tool call run again after its unknown-outcome
+    #: gate was approved is requested again first (engine behaviour 2).
+    requests: int = 0
 
 
 #: The calls of an instance that made none: shared, and read-only so that it stays empty.
@@ -488,7 +491,9 @@ class RunState:
         inst.model_calls += 1
 
     def _tool_requested(self, ev: Event, d: ToolRequested) -> None:
-        self.instance(self._key(ev)).call(d.call).requested = d
+        rec = self.instance(self._key(ev)).call(d.call)
+        rec.requested = d
+        rec.requests += 1
 
     def _tool_returned(self, ev: Event, d: ToolReturned) -> None:
         self.instance(self._key(ev)).call(d.call).answer = d

@@ -85,10 +85,14 @@ __all__ = [
 
 #: Behaviour flags recorded in every run's log header; replay runs an old log with the
 #: behaviour it was recorded under.
-EXECUTOR_FLAGS: dict[str, Any] = {"engine": 1}
+#:
+#: ``engine``: 1, the first behaviour; 2, a tool call run again after its unknown-outcome
+#: gate was approved is requested again (``tool.requested``) before it runs, and a death
+#: during that run opens a further gate (``.outcome.2``, …) instead of running it again.
+EXECUTOR_FLAGS: dict[str, Any] = {"engine": 2}
 #: Every value of each flag this engine can run: the behaviours it keeps. A header that
 #: lacks a flag means its oldest behaviour (the first value here).
-SUPPORTED_FLAGS: dict[str, tuple[Any, ...]] = {"engine": (1,)}
+SUPPORTED_FLAGS: dict[str, tuple[Any, ...]] = {"engine": (1, 2)}
 
 
 def check_flags(run_id: str, header: LogHeader | None) -> None:
@@ -720,6 +724,14 @@ class Engine:
             return False
         await asyncio.sleep(max(delay, 0.0))
         return True
+
+    @property
+    def behaviour(self) -> int:
+        """The engine behaviour the run was recorded under (its header's ``engine``
+        flag; 1 when the header has none), which it keeps for its whole life."""
+        header = self.state.header
+        flags = header.flags if header is not None else EXECUTOR_FLAGS
+        return int(flags.get("engine", SUPPORTED_FLAGS["engine"][0]))
 
     @property
     def key_base(self) -> str:

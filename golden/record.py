@@ -22,7 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `golden.fixtures` importa
     sys.path.insert(0, str(ROOT))
 
 
-from executor import api  # noqa: E402
+from executor import api, schedule  # noqa: E402
 from executor.bundle import export_run  # noqa: E402
 from executor.schedule import EngineOptions  # noqa: E402
 from golden import fixtures  # noqa: E402
@@ -553,6 +553,40 @@ def case_unknown_outcome_rerun(r: Rec) -> None:
     r.resume(tools=tools)
 
 
+def case_unknown_outcome_rerun_crash(r: Rec) -> None:
+    # The approved re-run dies too: the next process asks again (pay#0.outcome.2)
+    # rather than charging a third time under the first approval.
+    tools = {"charge": fixtures.charge}
+    r.start(_charge_graph(), tools=tools, crash=("tool.returned", 1))
+    r.resume(tools=tools)
+    r.approve("ops")
+    r.resume(tools=tools, crash=("tool.returned", 1))
+    r.resume(tools=tools)
+    assert r.gate().id == "pay#0.outcome.2"
+    r.reject("ops", note="the second charge went through", answer="charged 5 (confirmed)")
+    r.resume(tools=tools)
+
+
+def case_engine_1_unknown_outcome_rerun(r: Rec) -> None:
+    # Recorded under engine behaviour 1, which ran an approved call again without
+    # requesting it again: a log of it must keep replaying with that behaviour.
+    with _recording_flags({"engine": 1}):
+        case_unknown_outcome_rerun(r)
+
+
+@contextlib.contextmanager
+def _recording_flags(flags: dict[str, Any]) -> Iterator[None]:
+    """New runs record ``flags`` in their header (an older engine's behaviour)."""
+    saved = dict(schedule.EXECUTOR_FLAGS)
+    schedule.EXECUTOR_FLAGS.clear()
+    schedule.EXECUTOR_FLAGS.update(flags)
+    try:
+        yield
+    finally:
+        schedule.EXECUTOR_FLAGS.clear()
+        schedule.EXECUTOR_FLAGS.update(saved)
+
+
 def _pipeline() -> Graph:
     return Graph(
         nodes=[
@@ -864,6 +898,16 @@ CASES: list[Case] = [
         "unknown-outcome-rerun",
         case_unknown_outcome_rerun,
         "killed during a non-idempotent tool; human says run it again",
+    ),
+    Case(
+        "unknown-outcome-rerun-crash",
+        case_unknown_outcome_rerun_crash,
+        "the approved re-run of a non-idempotent tool killed too; asked again; it happened",
+    ),
+    Case(
+        "engine-1-unknown-outcome-rerun",
+        case_engine_1_unknown_outcome_rerun,
+        "unknown-outcome-rerun recorded under engine behaviour 1 (no second request)",
     ),
     Case("crash-resume", case_crash_resume, "killed after a model answered; resumed"),
     Case("crash-resume-many", case_crash_resume_many, "fan-out killed three times; resumed"),

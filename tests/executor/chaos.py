@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from executor.api import approve, load_graph, reject, result_of
+from executor.context import outcome_gate_id
 from executor.fold import RunState
 from executor.replay import replay
 from kir import Edge, Graph, Node, ToolSpec
@@ -381,24 +382,23 @@ def _check_ledger(log: list[Any], side: Path, seed: int) -> int:
         for e in log
         if isinstance(e.data, GateOpened) and e.data.reason == "unknown-outcome"
     }
-    requested_at: dict[tuple[str | None, int], int] = {}
+    # Each request of a call (a call run again after an approved gate is requested
+    # again) that a death interrupted before the next request or the result has its own
+    # gate: .outcome for the first, .outcome.2 for the second, ...
+    requests: dict[tuple[str, int], list[int]] = {}
     for e in log:
         if isinstance(e.data, ToolRequested) and e.data.tool == "notify":
-            requested_at[(e.node, e.data.call)] = e.seq
+            requests.setdefault((e.node, e.data.call), []).append(e.seq)
+    returned_at = {(e.node, e.data.call): e.seq for e in log if isinstance(e.data, ToolReturned)}
     resumes = [e.seq for e in log if isinstance(e.data, RunResumed)]
-    for (node, call), seq in requested_at.items():
-        ret_seq = next(
-            (
-                e.seq
-                for e in log
-                if isinstance(e.data, ToolReturned) and e.node == node and e.data.call == call
-            ),
-            None,
-        )
-        interrupted = any(seq < r and (ret_seq is None or r < ret_seq) for r in resumes)
-        gate = f"{node}#{call}.outcome"
-        assert (gate in outcome_gates) == interrupted, (seed, node, call)
-        assert (node, call) in returned or gate in outcome_gates, (seed, node, call)
+    for (node, call), seqs in requests.items():
+        ends: list[int | None] = [*seqs[1:], returned_at.get((node, call))]
+        for n, (seq, end) in enumerate(zip(seqs, ends, strict=True), start=1):
+            interrupted = any(seq < r and (end is None or r < end) for r in resumes)
+            gate = outcome_gate_id(node, call, n)
+            assert (gate in outcome_gates) == interrupted, (seed, node, call, n)
+        last = outcome_gate_id(node, call, len(seqs))
+        assert (node, call) in returned or last in outcome_gates, (seed, node, call)
     return len(outcome_gates)
 
 

@@ -193,6 +193,34 @@ def test_non_idempotent_tool_interrupted_becomes_an_unknown_outcome_gate(
         assert done.output == "charged"
 
 
+def test_an_approved_rerun_that_dies_too_is_asked_about_again(store: SQLiteStore) -> None:
+    """An approval ("it did not happen, run it again") covers one run of the call: if the
+    process dies during that run as well, the next one asks again (its own gate) rather
+    than running the call a third time under the same approval."""
+    ran: list[int] = []
+
+    def dies(amount: int) -> str:
+        ran.append(amount)
+        raise fns.Crash("killed inside the tool")
+
+    with pytest.raises(fns.Crash):
+        run(_tool_graph(False), store=store, run_id="r1", tools={"charge": dies})
+    (first,) = resume("r1", store=store, tools={"charge": dies}).gates
+    approve(store, "r1", first.id, by="ops")
+    with pytest.raises(fns.Crash):
+        resume("r1", store=store, tools={"charge": dies})
+    assert ran == [5, 5]
+    again = resume("r1", store=store, tools={"charge": dies})
+    assert ran == [5, 5]  # not run a third time
+    assert [(g.id, g.reason) for g in again.gates] == [("pay#0.outcome.2", "unknown-outcome")]
+    reject(store, "r1", "pay#0.outcome.2", by="ops", answer="charged twice (refund one)")
+    done = resume("r1", store=store, tools={"charge": dies})
+    assert (done.status, done.output, ran) == ("completed", "charged twice (refund one)", [5, 5])
+    requests = [e.data for e in store.read("r1") if isinstance(e.data, ToolRequested)]
+    assert len(requests) == 2  # the approved run was requested again before it ran
+    assert len({r.idempotency_key for r in requests}) == 1
+
+
 def test_a_damaged_stored_graph_is_refused_by_name(store: SQLiteStore) -> None:
     run(chain(3), {"x": 0}, store=store, run_id="r1")
     graph_hash = store.read("r1")[0].data.graph_hash  # type: ignore[union-attr]

@@ -87,6 +87,11 @@ def test_the_corpus_covers_every_node_kind_and_run_shape() -> None:
     ]
     assert sorted(items) == list(range(len(items)))
     assert items != sorted(items)
+    # an approved re-run killed too is asked about again, not run a third time
+    assert '"gate":"pay#0.outcome.2"' in logs["unknown-outcome-rerun-crash"]
+    # a case recorded under the first engine behaviour keeps replaying with it
+    assert '"flags":{"engine":1}' in logs["engine-1-unknown-outcome-rerun"]
+    assert logs["engine-1-unknown-outcome-rerun"].count("tool.requested") == 1
     # crash-resumed more than once, and an old schema version
     assert logs["crash-resume-many"].count("run.resumed") >= 2
     versions = {c.name: _case(c).get("schema_version") for c in CASES}
