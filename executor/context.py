@@ -315,10 +315,6 @@ class NodeContext:
                 by = f" by {decision.by}" if decision.by else ""
                 note = f": {decision.note}" if decision.note else ""
                 return ToolResult(error=ErrorInfo("Rejected", f"the call was rejected{by}{note}"))
-            if gate.decided is not None and gate.decided.args_hash not in (None, args_hash):
-                raise NodeError(
-                    f"node {self.key!r}: the approval of gate {gid!r} is bound to other args"
-                )
         if rec is not None and isinstance(rec.requested, ToolRequested):
             # Requested before a crash, no result recorded: did it happen?
             if not spec.idempotent:

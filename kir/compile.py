@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol
 
 from kir.binding import Binding, parse_binding
 from kir.check import check_graph
-from kir.errors import GraphInvalid, SchemaError
+from kir.errors import GraphInvalid
 from kir.schema import (
     AgentConfig,
     Edge,
@@ -35,9 +35,8 @@ from kir.schema import (
     RouterConfig,
     SubgraphConfig,
     ToolSpec,
-    parse_graph,
 )
-from substrate.codec import decode, digest, encode
+from substrate.codec import digest, encode
 from substrate.gcpause import gc_paused
 
 __all__ = [
@@ -293,11 +292,7 @@ def load_compiled(canonical: bytes) -> CompiledGraph:
             errors that keep it from being frozen.
     """
     with gc_paused():  # O(nodes) objects that survive, and no garbage cycles
-        try:
-            data = decode(canonical)
-        except Exception as exc:  # msgspec's DecodeError, or bytes that are not UTF-8
-            raise GraphInvalid([SchemaError(f"invalid JSON: {exc}")]) from None
-        graph = parse_graph(data)
+        graph = Graph.from_json(canonical)
         try:
             frozen: CompiledGraph | None = _freeze(graph, {}, {}, {}, canonical)
         except Exception:  # not a compiled graph: the checker says what is wrong
